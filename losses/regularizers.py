@@ -1,0 +1,87 @@
+"""Regularizers any loss can switch on, each one hyperparameter (0 = off).
+
+R1 (Mescheder et al. 2018, "Which Training Methods for GANs do actually Converge?", Eq. 9):
+a gradient penalty on real data only,
+
+    R1 = gamma / 2 * E_x[||grad_x D(x)||_2^2]
+
+added to D's loss (for BEGAN's autoencoder head it penalises the gradient of the reconstruction
+error, which is still a smoothness penalty on D around the data).
+
+Instance noise (Arjovsky & Bottou 2017, "Towards Principled Methods for Training GANs",
+Sec. 3.1; annealed as in Sonderby et al. 2017): Gaussian noise of standard deviation sigma_t
+added to every D input, real and fake alike, with sigma_t going linearly from sigma_0 at step 0 to
+0 at ``anneal_steps`` (and 0 afterwards); ``anneal_steps = 0`` keeps sigma_0 for the whole run.
+
+All randomness comes from torch's global RNG, so a training loop that saves and restores the RNG
+state resumes bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from bench.errors import UsageError
+
+from .base import input_gradient
+
+
+def r1_penalty(D: Callable[[Tensor], Tensor], real: Tensor, gamma: float) -> Tensor:
+    """gamma/2 E[||grad_x D(x)||^2] on real data, differentiable w.r.t. D's parameters."""
+    grad = input_gradient(D, real)
+    return 0.5 * gamma * grad.flatten(1).pow(2).sum(dim=1).mean()
+
+
+def annealed_noise_std(sigma0: float, step: int, anneal_steps: int) -> float:
+    """sigma0 * (1 - step / anneal_steps), clipped at 0; sigma0 throughout if anneal_steps == 0."""
+    if anneal_steps <= 0:
+        return float(sigma0)
+    return float(sigma0) * max(0.0, 1.0 - step / anneal_steps)
+
+
+def add_instance_noise(x: Tensor, std: float) -> Tensor:
+    """x + std * N(0, 1) noise; ``x`` itself (and no RNG draw) when std == 0."""
+    if std == 0:
+        return x
+    return x + std * torch.randn_like(x)
+
+
+@dataclass
+class Regularizers:
+    """The regularizer settings of one run. The training loop calls ``perturb`` on every D input
+    (real and fake, same step) and adds ``d_penalty`` to D's loss."""
+
+    r1_gamma: float = 0.0
+    noise_std: float = 0.0
+    noise_anneal_steps: int = 0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            integer = f.name == "noise_anneal_steps"
+            kinds = (int,) if integer else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                kind = "an integer" if integer else "a number"
+                raise UsageError(f"regularizer {f.name} must be {kind} >= 0, got {value!r}")
+            if not (math.isfinite(value) and value >= 0):
+                raise UsageError(f"regularizer {f.name} must be in [0, inf), got {value!r}")
+            if not integer:
+                setattr(self, f.name, float(value))
+
+    def d_penalty(self, D: Callable[[Tensor], Tensor], real: Tensor) -> Tensor | float:
+        """R1 on the real batch, or 0.0 when r1_gamma == 0."""
+        if self.r1_gamma == 0.0:
+            return 0.0
+        return r1_penalty(D, real, self.r1_gamma)
+
+    def noise_std_at(self, step: int) -> float:
+        return annealed_noise_std(self.noise_std, step, self.noise_anneal_steps)
+
+    def perturb(self, x: Tensor, step: int) -> Tensor:
+        """A D input with this step's instance noise added (``x`` unchanged when off)."""
+        return add_instance_noise(x, self.noise_std_at(step))
