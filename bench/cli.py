@@ -1,0 +1,49 @@
+"""The ``bench`` command line. Each subcommand lives in its own module under ``bench/commands``.
+
+Bad input never produces a traceback: a ``UsageError`` (or argparse's own complaint) becomes one
+line on stderr and exit status 2, before anything is written.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from bench.errors import UsageError
+
+# Subcommand modules, each with ``add_parser(subparsers)`` setting ``func``.
+COMMANDS = ["train", "run", "score", "report", "rescore"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse prints usage plus the error; we want exactly one line and exit 2."""
+
+    def error(self, message: str) -> None:  # noqa: D401
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = _Parser(prog="bench", description="gan-bench: compare GAN losses at scale (Lucic et al. 2018).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"bench.commands.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as e:
+        sys.stderr.write(f"bench {args.command}: error: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("bench: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
