@@ -1,0 +1,45 @@
+"""The one table of metric defaults, shared by the API (``bench.metrics.score``) and ``bench score``.
+
+Sample counts follow Lucic et al. 2018: 10,000 generated vs 10,000 real (test split) images; 10,000
+points for 2-D mixtures; all 1,797 images for digits (which has no held-out split). ``n`` / ``--samples``
+overrides the generated count; the real count is ``min(n, size of the real split)``.
+"""
+from __future__ import annotations
+
+DEFAULTS: dict = {
+    # sample counts
+    "samples": {"points": 10_000, "images": 10_000, "digits": 1_797},
+    "split": "test",                 # Lucic: the test split is the reference
+    "seed": 0,                       # seed of the latent draws (a dedicated torch.Generator)
+    "gen_batch_size": 500,           # latents per generator call
+    "fe_batch_size": 64,             # images per feature-extractor call (torch-fidelity's default)
+    # default metrics by data kind ("modes" is added where modes are defined: MODE_DATASETS)
+    "metrics": {"points": ("fid", "kid", "prc", "dc", "modes"), "images": ("fid", "kid", "prc", "dc", "is")},
+    # default extractor by data kind (digits has its own)
+    "extractor": {"points": "identity", "images": "inception-v3-compat", "digits": "digits-cnn"},
+    # metric parameters
+    "kid_subset_size": 1000,         # capped at min(n_generated, n_real); the value used is recorded
+    "kid_subsets": 100,
+    "prc_k": 3,                      # Kynkaanniemi et al. 2019
+    "dc_k": 5,                       # Naeem et al. 2020
+    "is_splits": 10,                 # Salimans et al. 2016; capped at n_generated
+    "rng_seed": 2020,                # torch-fidelity's seed for KID subsets and IS shuffling
+    "mode_min_fraction": 0.01,       # a mode counts when >= 1% of samples fall in it
+    "mode_radius_std": 3.0,          # "in a mode" = within 3 std of its centre
+}
+
+# Datasets with mode metrics: 2-D mixtures (known centres) and digits (classes, by digits-cnn).
+MODE_DATASETS = ("ring8", "grid25", "digits")
+
+
+def default_samples(dataset: str, kind: str) -> int:
+    return DEFAULTS["samples"]["digits" if dataset == "digits" else kind]
+
+
+def default_extractor(dataset: str, kind: str) -> str:
+    return DEFAULTS["extractor"]["digits" if dataset == "digits" else kind]
+
+
+def default_metrics(dataset: str, kind: str) -> list[str]:
+    names = [m for m in DEFAULTS["metrics"][kind] if m != "modes"]
+    return names + ["modes"] if dataset in MODE_DATASETS else names

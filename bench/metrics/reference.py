@@ -1,0 +1,94 @@
+"""Real-side features, cached on disk: computed once per (dataset, split, resolution, real images,
+extractor, weights, sample count), then every score computes only the generated side.
+
+A reference file ``$GAN_BENCH_CACHE/reference/<hash of the key>.pt`` holds the real features (and
+class logits), FID's (mu, sigma) and the k-NN radii of density/coverage; it is written atomically and
+read with ``weights_only=True``. The key includes a sha256 of the real samples themselves, so changed
+data never meets stale features. ``computations`` counts real-side computations in this process.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch_fidelity.metric_fid import fid_features_to_statistics
+
+from bench.io import atomic_torch_save
+from bench.metrics.density_coverage import knn_radii
+from bench.metrics.extractor import Extractor, cache_root
+
+FORMAT = "gan-bench/reference/1"
+computations = 0  # real-side feature computations in this process (the cache's tests read it)
+log = logging.getLogger("bench.metrics")
+
+
+@dataclass
+class Reference:
+    features: torch.Tensor             # [n_real, D] float32
+    logits: torch.Tensor | None        # [n_real, K] or None
+    fid_stats: dict[str, np.ndarray]   # {"mu", "sigma"} from torch-fidelity's fid_features_to_statistics
+    radii: torch.Tensor                # k-NN radii for density/coverage, k = key["dc_k"]
+    key: dict
+    path: Path | None = None
+
+
+def reference_key(ds, real: torch.Tensor, extractor: Extractor, dc_k: int) -> dict:
+    data = real.detach().cpu().contiguous()
+    return {"format": FORMAT, "dataset": ds.name, "split": ds.split, "resolution": ds.info.get("resolution"),
+            "real_sha256": hashlib.sha256(data.reshape(-1).view(torch.uint8).numpy().tobytes()).hexdigest(),
+            "n_real": len(real), "extractor": extractor.name, "weights_sha256": extractor.weights_sha256,
+            "feature_layer": extractor.feature_layer, "dc_k": dc_k}
+
+
+def reference_path(key: dict) -> Path:
+    h = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    return cache_root() / "reference" / f"{key['dataset'].replace('/', '_').replace(':', '_')[:40]}-{h}.pt"
+
+
+def compute(real: torch.Tensor, extractor: Extractor, key: dict, batch_size: int = 64) -> Reference:
+    """Extract the real side's features and statistics (no cache)."""
+    global computations
+    computations += 1
+    feats = extractor(real, batch_size)
+    f = feats[extractor.feature_layer]
+    logits = feats.get(extractor.logits_layer) if extractor.logits_layer else None
+    return Reference(f, logits, fid_features_to_statistics(f), knn_radii(f, key["dc_k"]), key)
+
+
+def load_or_compute(ds, real: torch.Tensor, extractor: Extractor, *, dc_k: int, batch_size: int = 64,
+                    cache: bool = True) -> Reference:
+    key = reference_key(ds, real, extractor, dc_k)
+    if not cache:
+        return compute(real, extractor, key, batch_size)
+    path = reference_path(key)
+    ref = _read(path, key)
+    if ref is None:
+        ref = compute(real, extractor, key, batch_size)
+        blob = {"format": FORMAT, "key": json.dumps(key, sort_keys=True), "features": ref.features,
+                "logits": ref.logits, "mu": torch.from_numpy(ref.fid_stats["mu"]),
+                "sigma": torch.from_numpy(ref.fid_stats["sigma"]), "radii": ref.radii}
+        try:
+            atomic_torch_save(path, blob)
+        except OSError as e:  # a read-only cache costs time, not correctness
+            log.warning("could not write reference cache %s (%s)", path, e)
+    ref.path = path
+    return ref
+
+
+def _read(path: Path, key: dict) -> Reference | None:
+    try:
+        b = torch.load(path, map_location="cpu", weights_only=True)
+        if not (isinstance(b, dict) and b.get("format") == FORMAT and json.loads(b["key"]) == key):
+            raise ValueError("foreign or mismatched file")
+        stats = {"mu": b["mu"].numpy(), "sigma": b["sigma"].numpy()}
+        return Reference(b["features"], b["logits"], stats, b["radii"], key, path)
+    except FileNotFoundError:
+        return None
+    except Exception as e:  # torn or foreign: recompute and overwrite
+        log.warning("reference cache %s unreadable (%s); recomputing", path, e)
+        return None

@@ -1,0 +1,141 @@
+"""Registries of feature extractors and metric families, chosen by name.
+
+An entry is a callable or a ``"module:attribute"`` string resolved on first use, so that listing and
+validating names (``bench score --metrics typo``) does not import torch-fidelity.
+
+- extractor factory: ``factory(weights: str | None, device) -> Extractor`` (bench.metrics.extractor)
+- metric function: ``fn(gen: Features, ref: Reference | None, ctx: Context) -> dict[str, float]``
+  (bench.metrics.score); ``needs`` says what it reads: "features" (with the real side),
+  "logits" (generated side only) or "samples" (the raw samples, e.g. 2-D points).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from bench.errors import UsageError
+
+_NEEDS = ("features", "logits", "samples")
+
+
+@dataclass(frozen=True)
+class MetricEntry:
+    name: str
+    fn: Callable | str
+    needs: str
+    keys: tuple[str, ...]
+
+
+_EXTRACTORS: dict[str, Callable | str] = {}
+_METRICS: dict[str, MetricEntry] = {}
+_BUILT: dict[tuple, Any] = {}  # recently built extractors (see get_extractor)
+_KEEP = 3
+
+
+def _check_name(name: Any, table: dict, what: str) -> None:
+    if not isinstance(name, str) or not name or name.strip() != name or "/" in name or "," in name:
+        raise ValueError(f"{what} name must be a non-empty string without spaces, '/' or ',': {name!r}")
+    if name in table:
+        raise ValueError(f"{what} {name!r} is already registered")
+
+
+def _resolve(obj: Callable | str) -> Callable:
+    if callable(obj):
+        return obj
+    module, _, attr = obj.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def register_extractor(name: str, factory: Callable | str) -> None:
+    """Register ``factory(weights, device) -> Extractor`` under ``name``."""
+    _check_name(name, _EXTRACTORS, "feature extractor")
+    if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
+        raise ValueError(f"extractor factory must be callable or 'module:attr', got {factory!r}")
+    _EXTRACTORS[name] = factory
+
+
+def register_metric(name: str, fn: Callable | str, *, needs: str, keys: tuple[str, ...]) -> None:
+    """Register a metric family ``fn(gen, ref, ctx) -> dict`` producing ``keys``."""
+    _check_name(name, _METRICS, "metric")
+    if needs not in _NEEDS:
+        raise ValueError(f"needs must be one of {_NEEDS}, got {needs!r}")
+    if not keys or not all(isinstance(k, str) for k in keys):
+        raise ValueError(f"metric {name!r} must declare its output keys")
+    _METRICS[name] = MetricEntry(name, fn, needs, tuple(keys))
+
+
+def extractor_names() -> list[str]:
+    return sorted(_EXTRACTORS)
+
+
+def metric_names() -> list[str]:
+    return list(_METRICS)
+
+
+def check_extractor(name: str) -> str:
+    if name not in _EXTRACTORS:
+        raise UsageError(f"unknown feature extractor '{name}'; known: {', '.join(extractor_names())}")
+    return name
+
+
+def check_metrics(names: list[str]) -> list[str]:
+    for m in names:
+        if m not in _METRICS and m != "default":
+            raise UsageError(f"unknown metric '{m}'; known: {', '.join(metric_names())} (or 'default')")
+    return list(names)
+
+
+def get_extractor(name: str, weights: str | None = None, device: Any = "cpu"):
+    """The extractor ``name`` ready to use (``bench.metrics.extractor.Extractor``).
+
+    The last few are kept in memory (Inception takes seconds to load), keyed by name, device and the
+    weights file's path, size and mtime, so re-scoring many checkpoints builds each extractor once.
+    """
+    key = (check_extractor(name), str(device), _stamp(weights), _stamp(os.environ.get("GAN_BENCH_INCEPTION_WEIGHTS")),
+           os.environ.get("TORCH_HOME"), os.environ.get("GAN_BENCH_CACHE"))
+    if key not in _BUILT:
+        ex = _resolve(_EXTRACTORS[name])(weights, device)
+        while len(_BUILT) >= _KEEP:
+            _BUILT.pop(next(iter(_BUILT)))
+        _BUILT[key] = ex
+    return _BUILT[key]
+
+
+def register_with_torch_fidelity() -> None:
+    """Make our extractor names work in ``torch_fidelity.calculate_metrics(feature_extractor=NAME)``:
+    importing their modules registers them (``inception-v3-compat`` is torch-fidelity's own)."""
+    for module in ("identity", "digits_cnn", "inception"):
+        importlib.import_module(f"bench.metrics.feature_extractor_{module}")
+
+
+def _stamp(path: str | None) -> tuple | None:
+    try:
+        st = os.stat(path) if path else None
+    except OSError:
+        return (path,)
+    return None if st is None else (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+
+def metric_entry(name: str) -> MetricEntry:
+    check_metrics([name])
+    return _METRICS[name]
+
+
+def metric_fn(name: str) -> Callable:
+    return _resolve(metric_entry(name).fn)
+
+
+# -- built-ins ---------------------------------------------------------------------------------
+register_extractor("identity", "bench.metrics.feature_extractor_identity:build")
+register_extractor("digits-cnn", "bench.metrics.feature_extractor_digits_cnn:build")
+register_extractor("inception-v3-compat", "bench.metrics.feature_extractor_inception:build")
+
+register_metric("fid", "bench.metrics.fidelity:fid", needs="features", keys=("fid",))
+register_metric("kid", "bench.metrics.fidelity:kid", needs="features", keys=("kid", "kid_std"))
+register_metric("prc", "bench.metrics.fidelity:prc", needs="features", keys=("precision", "recall", "f_score"))
+register_metric("dc", "bench.metrics.density_coverage:metric", needs="features", keys=("density", "coverage"))
+register_metric("is", "bench.metrics.fidelity:inception_score", needs="logits", keys=("is", "is_std"))
+register_metric("modes", "bench.metrics.modes:metric", needs="samples",
+                keys=("modes", "modes_total", "hq_fraction", "mode_kl"))
