@@ -1,0 +1,142 @@
+"""``bench run``: a study (Lucic et al. 2018 protocol) on Ray Tune; ``bench resume``; ``bench status``."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from bench.errors import UsageError
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _add_resources(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs each trial reserves (default 1)")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0,
+                   help="GPUs each trial reserves; fractions pack several trials on one GPU (default 0)")
+    p.add_argument("--max-concurrent", type=int, help="at most this many trials at once (default: as resources allow)")
+    p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
+                   help="join the Ray cluster at HOST:PORT (started with `ray start --head`); default: a private local Ray "
+                   "(env RAY_ADDRESS)")
+    p.add_argument("--verbose", action="store_true", help="show Ray's own output")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    import losses
+    import models
+    import sweeps
+    from bench import datasets
+    from bench.study import EARLY_STOPS, SEARCHES
+
+    p = sub.add_parser(
+        "run", help="run a study: datasets x losses x archs, B configs each, then S seeds of the best",
+        description="Run a large-scale study in the protocol of Lucic et al. 2018 on Ray Tune. Each cell "
+        "(dataset x loss x arch) gets --budget configurations; config 0 is the loss's published defaults. "
+        "Then the best configuration of each cell is retrained with --seeds new seeds. Results go to "
+        "<storage>/<name>/results.parquet, one row per finished trial.",
+    )
+    p.add_argument("--budget", type=int, required=True, help="hyperparameter configurations per cell (Lucic: 100)")
+    p.add_argument("--dataset", required=True, help=f"comma-separated: {', '.join(datasets.names())}")
+    p.add_argument("--losses", default="all", help=f"comma-separated or all: {', '.join(losses.names())} (default all)")
+    p.add_argument("--archs", help=f"comma-separated: {', '.join(models.names())} (default mlp for 2-D data, infogan for images)")
+    p.add_argument("--space", default="lucic-wide", help=f"search space: {', '.join(sweeps.builtin_names())} or a TOML/YAML file")
+    p.add_argument("--search", default="random", choices=SEARCHES, help="random (default; the fair comparison) or tpe")
+    p.add_argument("--early-stop", default="none", choices=EARLY_STOPS, help="none (default) or asha")
+    p.add_argument("--seeds", type=int, default=10, help="seeds for the best config of each cell (default 10; 0 skips)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="generator steps per trial (default: per dataset)")
+    length.add_argument("--epochs", type=float, help="epochs per trial (default: Lucic's per dataset)")
+    p.add_argument("--eval-every", type=int, help="score every K steps (default: 5 points per trial)")
+    p.add_argument("--metrics", help="comma-separated metrics at each evaluation (default: the dataset's)")
+    p.add_argument("--samples", type=int, help="generated samples per evaluation (default: the dataset's)")
+    p.add_argument("--data-root", help="where real datasets live (default $GAN_BENCH_DATA or ./data)")
+    p.add_argument("--storage", default="studies", help="directory holding studies (default ./studies)")
+    p.add_argument("--name", help="study name (default: derived from datasets, space, budget and seed)")
+    p.add_argument("--seed", type=int, default=0, help="study seed: fixes every config and training seed (default 0)")
+    _add_resources(p)
+    p.set_defaults(func=run)
+
+    r = sub.add_parser("resume", help="finish an interrupted study: run exactly the trials its ledger lacks")
+    r.add_argument("study_dir", help="the study directory (<storage>/<name>)")
+    _add_resources(r)
+    r.set_defaults(func=resume)
+
+    s = sub.add_parser("status", help="progress of a study per cell")
+    s.add_argument("study_dir", help="the study directory (<storage>/<name>)")
+    s.set_defaults(func=status)
+
+
+def _study(args: argparse.Namespace):
+    import losses
+    import sweeps
+    from bench.study import Study
+
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps must be a positive integer, got {args.steps}")
+    names = losses.names() if args.losses == "all" else _names(args.losses)
+    space = sweeps.load(args.space)
+    datasets_ = _names(args.dataset)
+    name = args.name or f"{'+'.join(d.replace(':', '_').replace('/', '_') for d in datasets_)}-{space.name}-b{args.budget}-seed{args.seed}"
+    if not name or "/" in name or name.startswith("."):
+        raise UsageError(f"--name must be a plain directory name, got '{name}'")
+    base = {"data_root": args.data_root} if args.data_root else {}
+    if args.gpus_per_trial > 0:
+        base["device"] = "cuda"
+    return Study(name=name, datasets=datasets_, losses=names, archs=_names(args.archs) if args.archs else None,
+                 budget=args.budget, space=space.to_dict(), search=args.search, early_stop=args.early_stop,
+                 seeds=args.seeds, steps=args.steps, epochs=args.epochs, eval_every=args.eval_every,
+                 metrics=_names(args.metrics) if args.metrics else [], eval_samples=args.samples, seed=args.seed,
+                 base=base)
+
+
+def _resources(args: argparse.Namespace):
+    from bench.runner import Resources, check_address
+
+    if not args.cpus_per_trial > 0:
+        raise UsageError(f"--cpus-per-trial must be > 0, got {args.cpus_per_trial}")
+    if args.gpus_per_trial < 0:
+        raise UsageError(f"--gpus-per-trial must be >= 0, got {args.gpus_per_trial}")
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise UsageError(f"--max-concurrent must be a positive integer, got {args.max_concurrent}")
+    if args.address:
+        check_address(args.address)
+    return Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent)
+
+
+def _finish(study_dir: Path, df) -> int:
+    from bench.run_study import status_table
+
+    print(status_table(study_dir).to_string(index=False))
+    print(f"results: {study_dir / 'results.parquet'} ({len(df)} rows)")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench import run_study
+
+    study = _study(args)
+    resources = _resources(args)
+    study_dir = Path(args.storage).absolute() / study.name
+    run_study.validate(study)
+    run_study.create(study, study_dir)
+    df = run_study.execute(study_dir, resources, args.address, args.verbose)
+    return _finish(study_dir, df)
+
+
+def resume(args: argparse.Namespace) -> int:
+    from bench import run_study
+
+    study_dir = Path(args.study_dir).absolute()
+    run_study.load(study_dir)
+    resources = _resources(args)
+    df = run_study.execute(study_dir, resources, args.address, args.verbose)
+    return _finish(study_dir, df)
+
+
+def status(args: argparse.Namespace) -> int:
+    from bench.run_study import status_table
+
+    print(status_table(Path(args.study_dir).absolute()).to_string(index=False))
+    return 0

@@ -1,0 +1,84 @@
+"""The results store: ``<study>/results.parquet``, one row per finished trial.
+
+The driver is the only writer. It keeps the ledger itself (Ray Tune snapshots its own state only
+every ~10 s, so that cannot be the record) and rewrites the file atomically after every finished
+trial, so pandas can read it at any moment and a crash loses at most the trial in flight. Diverged
+and failed trials are rows too: dropping them would bias the comparison.
+"""
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.io import atomic_write_bytes
+
+RESULTS = "results.parquet"
+STATUSES = ("ok", "diverged", "failed")
+
+# Columns every results table has, in this order; hp_<name> columns follow, then anything else.
+COLUMNS = [
+    "study", "dataset", "loss", "arch", "phase", "trial_id", "config_id", "replicate", "seed", "status",
+    "steps", "fid", "fid_best", "best_step", "kid", "precision", "recall", "modes", "hq_fraction",
+    "checkpoint", "checkpoint_best", "node", "started_at", "ended_at", "wall_s", "extractor", "n_samples",
+    "early_stopped", "error",
+]
+
+
+def order_columns(df: pd.DataFrame) -> pd.DataFrame:
+    hp = sorted(c for c in df.columns if c.startswith("hp_"))
+    rest = [c for c in df.columns if c not in COLUMNS and c not in hp]
+    return df[[c for c in COLUMNS if c in df.columns] + hp + rest]
+
+
+def read(path: str | Path) -> pd.DataFrame:
+    """A study's results (empty with the standard columns when the study has none yet)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS
+    if not path.exists():
+        return pd.DataFrame(columns=COLUMNS)
+    return pd.read_parquet(path)
+
+
+class Ledger:
+    """Rows of finished trials, kept in memory and rewritten atomically on every change."""
+
+    def __init__(self, study_dir: str | Path):
+        self.path = Path(study_dir) / RESULTS
+        self.rows: list[dict[str, Any]] = read(self.path).to_dict("records") if self.path.exists() else []
+
+    def trial_ids(self) -> set[str]:
+        return {r["trial_id"] for r in self.rows}
+
+    def next_config_id(self, dataset: str, loss: str, arch: str) -> int:
+        ids = [r["config_id"] for r in self.rows
+               if (r["dataset"], r["loss"], r["arch"], r["phase"]) == (dataset, loss, arch, "search")]
+        return max(ids, default=-1) + 1
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Record one finished trial; a trial id already recorded is kept (never run twice)."""
+        if row["trial_id"] in self.trial_ids():
+            return
+        self.rows.append(row)
+        self.write()
+
+    def frame(self) -> pd.DataFrame:
+        df = pd.DataFrame(self.rows) if self.rows else pd.DataFrame(columns=COLUMNS)
+        return order_columns(df)
+
+    def write(self) -> None:
+        buf = io.BytesIO()
+        self.frame().to_parquet(buf, index=False)
+        atomic_write_bytes(self.path, buf.getvalue())
+
+
+def finite_or_nan(x: Any) -> float:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return x if math.isfinite(x) else math.nan

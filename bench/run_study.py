@@ -1,0 +1,242 @@
+"""Studies end to end: validate, write study.json, run what the ledger lacks, then the seeds phase.
+
+Phase ``search``: B configurations per cell (config 0 = the loss's published defaults).
+Phase ``seeds`` (Lucic's phase 3): the cell's best configuration, by its best FID over checkpoints,
+retrained with S new seeds. Resume is the same call: whatever the ledger already holds is skipped,
+every missing trial is run exactly once.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench import datasets
+from bench.errors import UsageError
+from bench.io import atomic_write_json
+from bench.results import Ledger, read
+from bench.study import DEFAULT_ARCH, Cell, Study, TrialSpec, cells, make_trial, sample_configs, train_length
+
+STUDY = "study.json"
+
+
+@dataclass
+class DataInfo:
+    kind: str
+    n_train: int | None
+    spec: Any
+
+
+def data_info(study: Study) -> dict[str, DataInfo]:
+    """Load every dataset once (their own errors name missing files): kinds, sizes, model specs."""
+    root = study.base.get("data_root")
+    res = study.base.get("resolution")
+    out = {}
+    for name in study.datasets:
+        ds = datasets.get(name, root=root, resolution=res)
+        out[name] = DataInfo(ds.kind, ds.n, ds.spec)
+    return out
+
+
+def arch_of(info: dict[str, DataInfo]) -> dict[str, str]:
+    return {d: DEFAULT_ARCH[i.kind] for d, i in info.items()}
+
+
+def validate(study: Study) -> dict[str, DataInfo]:
+    """Everything that can be wrong with a study, checked before anything is written."""
+    import losses
+    import models
+
+    def need(ok: bool, msg: str) -> None:
+        if not ok:
+            raise UsageError(msg)
+
+    need(study.budget >= 1, f"--budget must be a positive integer, got {study.budget}")
+    need(study.seeds >= 0, f"--seeds must be >= 0, got {study.seeds}")
+    need(study.steps is None or study.steps >= 1, f"--steps must be a positive integer, got {study.steps}")
+    need(study.epochs is None or (math.isfinite(study.epochs) and study.epochs > 0), f"--epochs must be > 0, got {study.epochs}")
+    need(study.eval_every is None or study.eval_every >= 1, f"--eval-every must be a positive integer, got {study.eval_every}")
+    need(bool(study.datasets), "--dataset names no dataset")
+    for loss in study.losses:
+        need(loss in losses.names(), f"unknown loss '{loss}'; known: {', '.join(losses.names())} (or all)")
+    for arch in study.archs or []:
+        need(arch in models.names(), f"unknown arch '{arch}'; known: {', '.join(models.names())}")
+    from bench.metrics import metric_names
+
+    for m in study.metrics:
+        need(m in metric_names(), f"unknown metric '{m}'; known: {', '.join(metric_names())}")
+    need(study.eval_samples is None or study.eval_samples >= 1, f"--samples must be a positive integer, got {study.eval_samples}")
+    info = data_info(study)
+    for cell in cells(study, arch_of(info)):
+        try:
+            models.build(cell.arch, info[cell.dataset].spec, study.base.get("z_dim", 64), "none",
+                         losses.loss_class(cell.loss).d_head)
+        except ValueError as e:
+            raise UsageError(f"{cell.key}: {e}") from None
+        # Every sampled config must resolve: catches space values a loss rejects.
+        for cid, hp in enumerate(sample_configs(study, cell, study.budget)):
+            make_trial(study, cell, "search", cid, 0, hp, 1)
+    return info
+
+
+def create(study: Study, study_dir: Path) -> None:
+    """Write study.json, or accept an identical one (then this is a resume); refuse another study."""
+    existing = study_dir / STUDY
+    if existing.exists():
+        try:
+            old = json.loads(existing.read_text())
+        except ValueError:
+            raise UsageError(f"{existing} is unreadable; choose another --name") from None
+        if old != json.loads(json.dumps(study.to_dict())):
+            raise UsageError(f"--name {study.name}: {study_dir} holds another study; choose a new --name or `bench resume {study_dir}`")
+        return
+    if study_dir.exists() and any(study_dir.iterdir()):
+        raise UsageError(f"{study_dir} exists and holds no gan-bench study; choose a new --name or --storage")
+    atomic_write_json(existing, study.to_dict())
+
+
+def load(study_dir: Path) -> Study:
+    path = study_dir / STUDY
+    if not path.is_file():
+        raise UsageError(f"{study_dir} is not a study directory ({STUDY} missing)")
+    try:
+        return Study.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"{path} is unreadable ({str(e).splitlines()[0]})") from None
+
+
+def _length(study: Study, info: dict[str, DataInfo], dataset: str) -> int:
+    return train_length(study, dataset, info[dataset].n_train, study.base.get("batch_size", 64))
+
+
+def search_trials(study: Study, info: dict[str, DataInfo]) -> list[TrialSpec]:
+    out = []
+    for cell in cells(study, arch_of(info)):
+        steps = _length(study, info, cell.dataset)
+        for cid, hp in enumerate(sample_configs(study, cell, study.budget)):
+            out.append(make_trial(study, cell, "search", cid, 0, hp, steps))
+    return out
+
+
+def best_config(rows: pd.DataFrame) -> int | None:
+    """The config with the lowest best-over-checkpoints FID (ties: lowest id); None if none scored."""
+    ok = rows[rows["fid_best"].notna()]
+    if ok.empty:
+        return None
+    return int(ok.sort_values(["fid_best", "config_id"]).iloc[0]["config_id"])
+
+
+def hp_of_row(row: dict[str, Any] | pd.Series, loss: str) -> dict[str, Any]:
+    """A ledger row's hyperparameters in ``sample_configs`` form (for configs a searcher proposed)."""
+    import losses
+    import sweeps
+
+    hp = {k: kind(row[f"hp_{k}"]) for k, kind in sweeps.SEARCHABLE.items() if f"hp_{k}" in row}
+    hp.update({f"loss.{k}": float(row[f"hp_{k}"]) for k in losses.loss_class(loss).params})
+    return hp
+
+
+def seed_trials(study: Study, info: dict[str, DataInfo], results: pd.DataFrame) -> list[TrialSpec]:
+    """Phase 3 for every cell whose search phase is complete."""
+    if study.seeds == 0:
+        return []
+    out = []
+    for cell in cells(study, arch_of(info)):
+        rows = results[(results["dataset"] == cell.dataset) & (results["loss"] == cell.loss)
+                       & (results["arch"] == cell.arch) & (results["phase"] == "search")]
+        if len(rows) < study.budget:
+            continue
+        best = best_config(rows)
+        if best is None:
+            continue
+        if study.search == "random":  # regenerate: exactly the sampled values
+            hp = sample_configs(study, cell, best + 1)[best]
+        else:
+            hp = hp_of_row(rows[rows["config_id"] == best].iloc[0], cell.loss)
+        steps = _length(study, info, cell.dataset)
+        out += [make_trial(study, cell, "seeds", best, r, hp, steps) for r in range(study.seeds)]
+    return out
+
+
+def execute(study_dir: Path, resources, address: str | None = None, verbose: bool = False,
+            live: bool | None = None) -> pd.DataFrame:
+    """Run every trial the ledger lacks (search, then seeds) on Ray; return the results table."""
+    import ray
+
+    from bench.progress import Progress
+    from bench.runner import init_ray, run_trials
+
+    study = load(study_dir)
+    info = data_info(study)
+    ledger = Ledger(study_dir)
+    search = search_trials(study, info)
+    total = {c.key: study.budget + study.seeds for c in cells(study, arch_of(info))}
+    already: dict[str, dict[str, Any]] = {}
+    for r in ledger.rows:
+        s = already.setdefault(f"{r['dataset']}/{r['loss']}/{r['arch']}", {"done": 0, "failed": 0, "best": math.inf})
+        s["done"] += 1
+        s["failed"] += r["status"] != "ok"
+        if isinstance(r.get("fid_best"), float) and math.isfinite(r["fid_best"]):
+            s["best"] = min(s["best"], r["fid_best"])
+    init_ray(address, verbose)
+    try:
+        with Progress(total, already, live=live) as progress:
+            done = ledger.trial_ids()
+            if study.search == "random":
+                run_trials([s for s in search if s.trial_id not in done], study.name, study_dir, ledger, resources,
+                           verbose, progress, study.early_stop)
+            else:
+                _run_tpe(study, info, search, ledger, study_dir, resources, verbose, progress)
+            seeds = seed_trials(study, info, ledger.frame())
+            done = ledger.trial_ids()
+            run_trials([s for s in seeds if s.trial_id not in done], study.name, study_dir, ledger, resources,
+                       verbose, progress)
+    finally:
+        ray.shutdown()
+    return ledger.frame()
+
+
+def _run_tpe(study: Study, info: dict[str, DataInfo], search: list[TrialSpec], ledger: Ledger, study_dir: Path,
+             resources, verbose: bool, progress) -> None:
+    """Config 0 of every cell (published defaults), then per cell TPE proposes the other B-1,
+    warm-started on resume with what the ledger holds."""
+    from bench.runner import run_trials, tpe_searcher
+
+    done = ledger.trial_ids()
+    run_trials([s for s in search if s.config_id == 0 and s.trial_id not in done], study.name, study_dir, ledger,
+               resources, verbose, progress, study.early_stop)
+    for cell in cells(study, arch_of(info)):
+        df = ledger.frame()
+        rows = df[(df["dataset"] == cell.dataset) & (df["loss"] == cell.loss) & (df["arch"] == cell.arch)
+                  & (df["phase"] == "search")]
+        left = study.budget - len(rows)
+        if left <= 0:
+            continue
+        warm = [{"hp": hp_of_row(r, cell.loss),
+                 "objective": float(r["fid_best"]) if pd.notna(r["fid_best"]) else math.inf}
+                for _, r in rows.iterrows() if r["config_id"] > 0]
+        tpe = {"study": study.to_dict(), "cell": [cell.dataset, cell.loss, cell.arch],
+               "steps": _length(study, info, cell.dataset)}
+        run_trials([], study.name, study_dir, ledger, resources, verbose, progress, study.early_stop,
+                   searcher=tpe_searcher(study, cell, warm), tpe=tpe, num_samples=left)
+
+
+def status_table(study_dir: Path) -> pd.DataFrame:
+    """Per cell: trials expected, done, failed/diverged, best FID (from the ledger; pure read)."""
+    study = load(study_dir)
+    df = read(study_dir)
+    info = data_info(study)
+    rows = []
+    for cell in cells(study, arch_of(info)):
+        sub = df[(df["dataset"] == cell.dataset) & (df["loss"] == cell.loss) & (df["arch"] == cell.arch)]
+        for phase, expected in (("search", study.budget), ("seeds", study.seeds)):
+            p = sub[sub["phase"] == phase]
+            rows.append({"cell": cell.key, "phase": phase, "done": len(p), "expected": expected,
+                         "ok": int((p["status"] == "ok").sum()), "diverged": int((p["status"] == "diverged").sum()),
+                         "failed": int((p["status"] == "failed").sum()),
+                         "best_fid": float(p["fid_best"].min()) if len(p) and p["fid_best"].notna().any() else math.nan})
+    return pd.DataFrame(rows)

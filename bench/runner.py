@@ -1,0 +1,285 @@
+"""Running trials on Ray Tune; the driver alone writes the ledger.
+
+Each trial runs ``bench.train.train`` on a worker, in ``<study>/trials/<trial_id>/`` (an absolute
+path: Tune does not run trials in the driver's directory). At every checkpoint the trial reports its
+scores so far to Tune together with a ``ray.tune.Checkpoint`` of the checkpoint file, so a trial
+whose worker dies restarts from its last checkpoint (``FailureConfig(max_failures)``), on any node.
+A Tune ``Callback`` in the driver turns every finished (or failed) trial into one ledger row.
+"""
+from __future__ import annotations
+
+import os
+
+# Before Ray is imported: keep the driver small and quiet (Tune's default loggers import torch).
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+import logging  # noqa: E402
+import math  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+from bench.errors import UsageError  # noqa: E402
+from bench.results import Ledger, finite_or_nan  # noqa: E402
+from bench.study import TrialSpec  # noqa: E402
+
+TRIALS = "trials"
+SCORES = "scores.jsonl"
+MAX_FAILURES = 2  # a trial whose worker dies is restarted this often (from its last checkpoint)
+
+
+@dataclass
+class Resources:
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None
+
+
+# ---- the trial (runs on a worker) ------------------------------------------------------------
+
+
+def summarize(run_dir: Path) -> dict[str, Any]:
+    """Scores of a run so far: final values, best FID over checkpoints and where it was reached."""
+    from bench.io import read_jsonl
+
+    rows = read_jsonl(run_dir / SCORES)
+    out: dict[str, Any] = {"fid": math.nan, "fid_best": math.nan, "best_step": None, "kid": math.nan,
+                           "precision": math.nan, "recall": math.nan, "modes": math.nan, "hq_fraction": math.nan,
+                           "checkpoint_best": None, "extractor": None, "n_samples": None}
+    if not rows:
+        return out
+    last = rows[-1]
+    for k in ("fid", "kid", "precision", "recall", "modes", "hq_fraction"):
+        out[k] = finite_or_nan(last.get(k))
+    finite = [r for r in rows if math.isfinite(finite_or_nan(r.get("fid")))]
+    if finite:
+        best = min(finite, key=lambda r: r["fid"])
+        out.update(fid_best=float(best["fid"]), best_step=int(best["step"]), checkpoint_best=best.get("checkpoint"))
+    prov = last.get("provenance") or {}
+    out.update(extractor=prov.get("extractor"), n_samples=prov.get("n_generated"))
+    return out
+
+
+def _restore_from_ray(run_dir: Path, spec: TrialSpec) -> None:
+    """After a restart on a node that lacks the run directory, seed it from Tune's checkpoint."""
+    from ray import tune
+
+    from bench import checkpoint
+    from bench.io import atomic_write_json
+
+    ck = tune.get_checkpoint()
+    if ck is None:
+        return
+    with ck.as_directory() as d:
+        files = sorted(Path(d).glob("step_*.pt"))
+        if not files or (run_dir / checkpoint.CKPT_DIR / files[-1].name).exists():
+            return
+        if not (run_dir / "config.json").exists():
+            atomic_write_json(run_dir / "config.json", spec.train_config().resolved().to_dict())
+        (run_dir / checkpoint.CKPT_DIR).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(files[-1], run_dir / checkpoint.CKPT_DIR / files[-1].name)
+
+
+def trial_fn(config: dict[str, Any]) -> None:
+    """A Tune function trainable: train one TrialSpec, reporting at every checkpoint."""
+    import ray
+    from ray import tune
+
+    from bench.train import train
+
+    spec = spec_of(config)
+    run_dir = Path(config["study_dir"]) / TRIALS / spec.trial_id
+    _restore_from_ray(run_dir, spec)
+    node = ray.get_runtime_context().get_node_id()
+    started = time.time()
+
+    def metrics(step: int, status: str) -> dict[str, Any]:
+        s = summarize(run_dir)
+        # Tune's schedulers and searchers need a number: a diverged or unscored trial is +inf.
+        score = s["fid_best"] if math.isfinite(s["fid_best"]) else math.inf
+        return {**s, "step": step, "status": status, "node": node, "started_at": started, "objective": score}
+
+    def on_checkpoint(out: Path, step: int, path: Path, G: Any) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            os.link(path, Path(tmp) / path.name) if _same_fs(path, tmp) else shutil.copy2(path, tmp)
+            tune.report({**metrics(step, "running"), "checkpoint": str(path.relative_to(run_dir.parent.parent))},
+                        checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    result = train(spec.train_config(), run_dir, on_checkpoint=on_checkpoint)
+    final = {**metrics(result.step, result.status), "done": True, "wall_s": result.wall_s, "ended_at": time.time(),
+             "checkpoint": f"{TRIALS}/{spec.trial_id}/{result.checkpoint}" if result.checkpoint else None}
+    tune.report(final)
+
+
+# ---- adaptive search (TPE): hyperparameters come from the searcher, identity from their values ----
+
+TPE_SEP = "__"  # "loss.clip" -> "loss__clip": Ray reads dots and slashes in config keys as nesting
+
+
+def spec_of(config: dict[str, Any]) -> TrialSpec:
+    """The TrialSpec a Tune config stands for: given outright (grid), or built from a searcher's
+    suggestion (TPE). A suggestion's trial id hashes its values, so worker and driver agree on it; the
+    driver gives it the cell's next config id when it finishes."""
+    if "spec" in config:
+        return TrialSpec(**config["spec"])
+    from bench.study import Cell, Study, derive_seed, make_trial
+
+    t = config["tpe"]
+    study, cell = Study.from_dict(t["study"]), Cell(*t["cell"])
+    hp = {k.replace(TPE_SEP, "."): v for k, v in config.items() if k not in ("tpe", "study_dir")}
+    key = derive_seed(sorted(hp.items()))
+    spec = make_trial(study, cell, "search", -1, 0, hp, t["steps"])
+    spec.trial_id = f"{cell.dataset}-{cell.loss}-{cell.arch}-search-t{key:010d}"
+    spec.config["seed"] = derive_seed(study.seed, cell.key, "tpe", key, "train")
+    return spec
+
+
+def tpe_searcher(study: Any, cell: Any, done: list[dict[str, Any]]):
+    """Ray Tune's OptunaSearch with Optuna's TPE, seeded from the study, warm-started with the
+    configs the ledger already holds (their hyperparameters and best FID)."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    from bench.study import derive_seed, space_of
+
+    space = {k.replace(".", TPE_SEP): d.to_optuna() for k, d in space_of(study).for_loss(cell.loss).items()}
+    sampler = optuna.samplers.TPESampler(seed=derive_seed(study.seed, cell.key, "tpe", len(done)))
+    warm = [{k.replace(".", TPE_SEP): v for k, v in r["hp"].items()} for r in done]
+    rewards = [r["objective"] for r in done]
+    return OptunaSearch(space=space, metric="objective", mode="min", sampler=sampler,
+                        points_to_evaluate=warm or None, evaluated_rewards=rewards or None)
+
+
+def _same_fs(path: Path, tmp: str) -> bool:
+    try:
+        return os.stat(path).st_dev == os.stat(tmp).st_dev
+    except OSError:
+        return False
+
+
+# ---- the driver ----------------------------------------------------------------------------
+
+
+def make_row(study: str, spec: TrialSpec, result: dict[str, Any], status: str, error: str | None = None) -> dict[str, Any]:
+    """One ledger row from a TrialSpec and the trial's last report (pure)."""
+    ck_best = result.get("checkpoint_best")
+    row = {
+        "study": study, "dataset": spec.dataset, "loss": spec.loss, "arch": spec.arch, "phase": spec.phase,
+        "trial_id": spec.trial_id, "config_id": spec.config_id, "replicate": spec.replicate,
+        "seed": spec.config["seed"], "status": status, "steps": result.get("step"),
+        **{k: finite_or_nan(result.get(k)) for k in ("fid", "fid_best", "kid", "precision", "recall", "modes", "hq_fraction")},
+        "best_step": result.get("best_step"),
+        "checkpoint": result.get("checkpoint"),
+        "checkpoint_best": f"{TRIALS}/{spec.trial_id}/{ck_best}" if ck_best else None,
+        "node": result.get("node"), "started_at": result.get("started_at"),
+        "ended_at": result.get("ended_at", time.time()), "wall_s": result.get("wall_s"),
+        "extractor": result.get("extractor"), "n_samples": result.get("n_samples"),
+        "early_stopped": status == "ok" and not result.get("done", False), "error": error,
+    }
+    row.update({f"hp_{k}": v for k, v in spec.hp.items()})
+    return row
+
+
+def check_address(address: str) -> None:
+    """Fail fast (one line) when --address cannot be reached, instead of Ray's long retry loop."""
+    if address in ("auto", "local") or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=3).close()
+    except (ValueError, OSError):
+        raise UsageError(f"cannot reach a Ray cluster at --address {address} (expected HOST:PORT of a head started with `ray start --head`)") from None
+
+
+def init_ray(address: str | None, verbose: bool) -> None:
+    import ray
+
+    level = logging.INFO if verbose else logging.ERROR
+    if address:
+        check_address(address)
+        try:
+            ray.init(address=address, logging_level=level, log_to_driver=verbose)
+        except (ConnectionError, RuntimeError) as e:
+            # Most often token authentication (Ray >= 2.59): driver and cluster must agree on RAY_AUTH_MODE.
+            raise UsageError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0]} "
+                             "(with token auth set RAY_AUTH_MODE=token and the cluster's token in ~/.ray/auth_token "
+                             "or RAY_AUTH_TOKEN)") from None
+    else:
+        # "local": a private Ray for this process; a bare init() would attach to any running cluster.
+        ray.init(address="local", include_dashboard=False, logging_level=level, log_to_driver=verbose)
+
+
+def run_trials(specs: list[TrialSpec], study_name: str, study_dir: Path, ledger: Ledger, resources: Resources,
+               verbose: bool = False, progress: Callable[[str, TrialSpec, dict], None] | None = None,
+               early_stop: str = "none", searcher: Any = None, tpe: dict[str, Any] | None = None,
+               num_samples: int = 0) -> None:
+    """Run trials on the Ray cluster already initialised; every finished trial becomes a row.
+
+    Either ``specs`` (a fixed list: random search, seeds) or ``searcher`` + ``tpe`` + ``num_samples``
+    (adaptive search: the searcher proposes hyperparameters for one cell)."""
+    from ray import tune
+
+    if not specs and not num_samples:
+        return
+    emit = progress or (lambda event, spec, result: None)
+
+    def finish(trial: Any, status: str | None, error: str | None = None) -> None:
+        spec = spec_of(trial.config)
+        if spec.config_id < 0:
+            spec.config_id = ledger.next_config_id(spec.dataset, spec.loss, spec.arch)
+        res = dict(trial.last_result or {})
+        status = status or ("ok" if res.get("status", "ok") == "running" else res["status"])
+        row = make_row(study_name, spec, res, status, error)
+        ledger.add(row)
+        emit("done", spec, row)
+
+    class LedgerCallback(tune.Callback):
+        def on_trial_start(self, iteration, trials, trial, **info):
+            emit("start", spec_of(trial.config), {})
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            finish(trial, None)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            finish(trial, "failed", _error_line(trial))
+
+    scheduler = asha() if early_stop == "asha" else None
+    trainable = tune.with_resources(trial_fn, {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
+    if searcher is None:
+        param_space = {"spec": tune.grid_search([s.__dict__ for s in specs]), "study_dir": str(study_dir)}
+    else:
+        param_space = {"tpe": tpe, "study_dir": str(study_dir)}
+    metric = "objective" if scheduler is not None or searcher is not None else None
+    tuner = tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(max_concurrent_trials=resources.max_concurrent, reuse_actors=True,
+                                    scheduler=scheduler, search_alg=searcher, num_samples=num_samples or 1,
+                                    metric=metric, mode="min" if metric else None),
+        run_config=tune.RunConfig(
+            name=f"tune-{int(time.time() * 1000)}", storage_path=str(study_dir / "ray"), verbose=2 if verbose else 0,
+            failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1), callbacks=[LedgerCallback()],
+        ),
+    )
+    tuner.fit()
+
+
+def asha():
+    """ASHA (Li et al. 2020) with rungs at the trial's evaluation points (one report = one iteration)."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="training_iteration", grace_period=1, reduction_factor=2)
+
+
+def _error_line(trial: Any) -> str:
+    try:
+        text = Path(trial.error_file).read_text().strip().splitlines() if trial.error_file else []
+    except OSError:
+        text = []
+    return text[-1][:500] if text else "trial failed"

@@ -1,0 +1,166 @@
+"""A study as pure data: the grid of cells and the deterministic list of trials it implies.
+
+    datasets x losses x archs -> cells;  each cell -> B search configs (+ S seed replicates of its best)
+
+Config identity is deterministic: (study seed, cell, phase, config_id) fixes the hyperparameters and
+the training seed, so a study can be reproduced and resumed exactly. Config 0 of every cell is the
+loss's published defaults (Lucic et al. 2018, sample 0); configs 1..B-1 are drawn from the search
+space with Optuna's RandomSampler seeded from the study seed and the cell.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import sweeps
+from bench.config import TrainConfig
+from bench.errors import UsageError
+
+PHASES = ("search", "seeds")
+SEARCHES = ("random", "tpe")
+EARLY_STOPS = ("none", "asha")
+
+# Lucic et al. 2018 training length in epochs (checkpoint every 5 epochs); CPU-sized steps elsewhere.
+EPOCHS = {"mnist": 20, "fashion-mnist": 20, "cifar10": 100, "celeba": 40, "polygons": 20}
+STEPS = {"ring8": 1000, "grid25": 1000, "digits": 1000}
+DEFAULT_ARCH = {"points": "mlp", "images": "infogan"}
+
+
+@dataclass
+class Study:
+    """Everything that defines a study; stored as ``study.json`` and compared on resume."""
+
+    name: str
+    datasets: list[str]
+    losses: list[str]
+    archs: list[str] | None = None  # None: mlp for 2-D data, infogan for images
+    budget: int = 100
+    space: dict[str, Any] = field(default_factory=dict)  # the loaded space, as data (a snapshot)
+    search: str = "random"
+    early_stop: str = "none"
+    seeds: int = 10
+    steps: int | None = None  # None: per-dataset default (EPOCHS / STEPS)
+    epochs: float | None = None
+    eval_every: int | None = None  # None: 5 evaluation points per trial (Lucic: every 5 epochs)
+    metrics: list[str] = field(default_factory=list)  # empty: the dataset's defaults (bench.metrics)
+    eval_samples: int | None = None
+    seed: int = 0
+    base: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields fixed for every trial
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Study":
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    loss: str
+    arch: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}/{self.loss}/{self.arch}"
+
+
+@dataclass
+class TrialSpec:
+    """One trial: a cell, a phase, a config id, a replicate, and the full TrainConfig it runs."""
+
+    trial_id: str
+    dataset: str
+    loss: str
+    arch: str
+    phase: str
+    config_id: int
+    replicate: int
+    config: dict[str, Any]  # TrainConfig.to_dict() (resolved hyperparameters, seed, length)
+    hp: dict[str, Any]  # the searched hyperparameters alone (hp_* columns)
+
+    @property
+    def cell(self) -> Cell:
+        return Cell(self.dataset, self.loss, self.arch)
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig.from_dict(self.config)
+
+
+def derive_seed(*parts: Any) -> int:
+    """A stable 31-bit seed from any parts (sha256 of their JSON), the same on every machine."""
+    h = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).digest()
+    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
+
+
+def cells(study: Study, arch_of: dict[str, str]) -> list[Cell]:
+    """The grid, in a fixed order. ``arch_of`` maps a dataset to its default arch (by kind)."""
+    out = []
+    for d in study.datasets:
+        for loss in study.losses:
+            for arch in study.archs or [arch_of[d]]:
+                out.append(Cell(d, loss, arch))
+    return out
+
+
+def space_of(study: Study) -> sweeps.SearchSpace:
+    sp = sweeps.SearchSpace(name=study.space["name"])
+    conv = lambda d: sweeps.Dist(d["kind"], d.get("low"), d.get("high"), tuple(d.get("values", ())))  # noqa: E731
+    sp.params = {k: conv(v) for k, v in study.space.get("params", {}).items()}
+    sp.loss_params = {l: {k: conv(v) for k, v in ps.items()} for l, ps in study.space.get("loss", {}).items()}
+    return sp
+
+
+def sample_configs(study: Study, cell: Cell, n: int) -> list[dict[str, Any]]:
+    """Hyperparameters of configs 1..n-1 of ``cell`` (config 0 is the published defaults: {}).
+
+    Optuna's RandomSampler, seeded from (study seed, cell): the same list on every call.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    dists = {k: d.to_optuna() for k, d in space_of(study).for_loss(cell.loss).items()}
+    sampler = optuna.samplers.RandomSampler(seed=derive_seed(study.seed, cell.key, "space"))
+    ostudy = optuna.create_study(sampler=sampler, direction="minimize")
+    configs: list[dict[str, Any]] = [{}]
+    for _ in range(1, n):
+        configs.append(dict(ostudy.ask(dists).params))
+    return configs
+
+
+def train_length(study: Study, dataset: str, n_train: int | None, batch_size: int) -> int:
+    if study.steps is not None:
+        return study.steps
+    epochs = study.epochs if study.epochs is not None else EPOCHS.get(dataset)
+    if epochs is not None:
+        if n_train is None:
+            raise UsageError(f"--epochs needs a dataset of finite size; {dataset} is sampled fresh, use --steps")
+        return max(1, math.ceil(epochs * n_train / batch_size))
+    return STEPS.get(dataset, 1000)
+
+
+def make_trial(study: Study, cell: Cell, phase: str, config_id: int, replicate: int, hp: dict[str, Any],
+               steps: int) -> TrialSpec:
+    """The TrialSpec for one (cell, phase, config_id, replicate); ``hp`` from ``sample_configs``."""
+    loss_params = {k.removeprefix("loss."): v for k, v in hp.items() if k.startswith("loss.")}
+    top = {k: v for k, v in hp.items() if not k.startswith("loss.")}
+    eval_every = study.eval_every or max(1, steps // 5)
+    seed = derive_seed(study.seed, cell.key, phase, config_id, replicate, "train")
+    cfg = TrainConfig(dataset=cell.dataset, loss=cell.loss, arch=cell.arch, steps=steps, seed=seed,
+                      ckpt_every=eval_every, log_every=min(100, eval_every), loss_params=loss_params,
+                      metrics=list(study.metrics) or ["default"], eval_samples=study.eval_samples, **{**study.base, **top})
+    cfg = cfg.resolved()
+    tid = f"{cell.dataset}-{cell.loss}-{cell.arch}-{phase}-c{config_id:03d}" + (f"-s{replicate:02d}" if phase == "seeds" else "")
+    return TrialSpec(tid, cell.dataset, cell.loss, cell.arch, phase, config_id, replicate, cfg.to_dict(), _hp(cfg))
+
+
+def _hp(cfg: TrainConfig) -> dict[str, Any]:
+    """The hyperparameters a results row shows as hp_* columns (resolved values, searched or not)."""
+    d = {k: getattr(cfg, k) for k in sweeps.SEARCHABLE}
+    d.update({k: v for k, v in cfg.loss_params.items()})
+    return d

@@ -1,0 +1,193 @@
+"""Studies on a real local Ray: a complete small study, bad input, a killed driver, two nodes."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.results import COLUMNS
+from tests.conftest import BENCH, run_bench, tree_snapshot
+
+pytestmark = pytest.mark.slow
+QUICK = ["--steps", "60", "--eval-every", "30", "--samples", "500"]
+
+
+def test_small_study_writes_complete_results(tmp_path):
+    r = run_bench("run", "--budget", "4", "--dataset", "ring8", "--losses", "ns,wgan-gp", "--seeds", "2",
+                  *QUICK, "--storage", tmp_path, "--name", "s", timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    df = pd.read_parquet(tmp_path / "s" / "results.parquet")
+    assert len(df) == 2 * 4 + 2 * 2 and df["trial_id"].is_unique
+    assert set(COLUMNS) <= set(df.columns)
+    assert {"hp_lr", "hp_beta1", "hp_n_disc", "hp_d_norm", "hp_gp_lambda"} <= set(df.columns)
+    search = df[df["phase"] == "search"]
+    assert sorted(search.groupby("loss")["config_id"].apply(sorted).tolist()) == [[0, 1, 2, 3]] * 2
+    assert set(df["status"]) <= {"ok", "diverged", "failed"} and (df["status"] == "ok").all()
+    assert df["fid"].notna().all() and df["fid_best"].notna().all() and (df["fid_best"] <= df["fid"] + 1e-12).all()
+    assert (df["extractor"] == "identity").all() and (df["n_samples"] == 500).all() and (df["steps"] == 60).all()
+    # config 0 is the published defaults (ns: lr 5e-5, beta1 0, BN in D)
+    c0 = search[(search["loss"] == "ns") & (search["config_id"] == 0)].iloc[0]
+    assert (c0["hp_lr"], c0["hp_beta1"], c0["hp_n_disc"], c0["hp_d_norm"]) == (5e-5, 0.0, 1, "batch")
+    # seeds phase: the best search config of each cell, new seeds
+    for loss, rows in df[df["phase"] == "seeds"].groupby("loss"):
+        s = search[search["loss"] == loss]
+        assert rows["config_id"].nunique() == 1
+        assert rows["config_id"].iloc[0] == s.sort_values(["fid_best", "config_id"])["config_id"].iloc[0]
+        assert not set(rows["seed"]) & set(s["seed"])
+    for ck in df["checkpoint"]:
+        assert (tmp_path / "s" / ck).is_file()
+    st = run_bench("status", tmp_path / "s")
+    assert st.returncode == 0 and "ring8/wgan-gp/mlp" in st.stdout
+    study = json.loads((tmp_path / "s" / "study.json").read_text())
+    assert study["search"] == "random" and study["budget"] == 4 and study["space"]["name"] == "lucic-wide"
+
+
+BAD = [
+    (["--budget", "0"], "--budget must be a positive integer"),
+    (["--budget", "x"], "invalid int value"),
+    (["--losses", "ns,nope"], "unknown loss 'nope'"),
+    (["--archs", "nope"], "unknown arch 'nope'"),
+    (["--dataset", "nope"], "unknown dataset 'nope'"),
+    (["--archs", "infogan"], "infogan"),  # does not fit 2-D points
+    (["--space", "nope"], "unknown space 'nope'"),
+    (["--steps", "0"], "--steps must be a positive integer"),
+    (["--address", "127.0.0.1:1"], "cannot reach a Ray cluster"),
+    (["--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
+    (["--search", "grid"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("extra,needle", BAD, ids=[" ".join(b[0]) for b in BAD])
+def test_bad_input_is_refused_before_anything_is_written(tmp_path, extra, needle):
+    storage = tmp_path / "studies"
+    args = ["run", "--budget", "2", "--dataset", "ring8", "--storage", storage, *extra]
+    r = run_bench(*args)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in r.stderr, r.stderr
+    assert not storage.exists()
+
+
+def test_bad_space_key_and_foreign_name(tmp_path):
+    space = tmp_path / "bad.toml"
+    space.write_text("[params]\nlearning_rate = { dist = 'fixed', value = 1e-3 }\n")
+    r = run_bench("run", "--budget", "2", "--dataset", "ring8", "--space", space, "--storage", tmp_path / "st")
+    assert r.returncode == 2 and "learning_rate" in r.stderr and not (tmp_path / "st").exists()
+    other = tmp_path / "st" / "x"
+    other.mkdir(parents=True)
+    (other / "study.json").write_text(json.dumps({"name": "x", "datasets": ["grid25"]}))
+    before = tree_snapshot(other)
+    r = run_bench("run", "--budget", "2", "--dataset", "ring8", "--storage", tmp_path / "st", "--name", "x")
+    assert r.returncode == 2 and "holds another study" in r.stderr
+    assert tree_snapshot(other) == before
+
+
+def _rows(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except (FileNotFoundError, OSError):
+        return pd.DataFrame()
+
+
+def test_sigkilled_driver_then_resume_runs_every_config_exactly_once(tmp_path):
+    args = ["run", "--budget", "6", "--dataset", "ring8", "--losses", "ns", "--seeds", "2", *QUICK,
+            "--storage", str(tmp_path), "--name", "k", "--max-concurrent", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([*BENCH, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    results = tmp_path / "k" / "results.parquet"
+    deadline = time.time() + 300
+    while len(_rows(results)) < 2:
+        assert proc.poll() is None and time.time() < deadline, "study ended before it could be killed"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(2)
+    try:  # Ray's own processes of the dead driver: gone with it, like a lost machine
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    before = _rows(results)
+    assert 2 <= len(before) < 8  # killed mid-study
+    r = run_bench("resume", tmp_path / "k", timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    after = pd.read_parquet(results)
+    assert len(after) == 8 and after["trial_id"].is_unique
+    assert sorted(after[after["phase"] == "search"]["config_id"]) == list(range(6))
+    kept = after.set_index("trial_id").loc[before["trial_id"]]
+    pd.testing.assert_frame_equal(kept.reset_index()[before.columns], before, check_dtype=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    port = _free_port()
+    # Head, worker and driver must agree on Ray's token authentication (on by default since Ray 2.59).
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "disabled"}
+    temp = f"/tmp/ray-{port}"  # Ray's socket paths must stay short
+    head = subprocess.Popen([ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
+                             f"--temp-dir={temp}", "--include-dashboard=false", "--block"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    worker = None
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline and head.poll() is None, "head did not start"
+                time.sleep(0.5)
+        worker = subprocess.Popen([ray_bin, "start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1",
+                                   "--num-cpus=1", "--block"], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(8)
+        r = run_bench("run", "--budget", "4", "--dataset", "ring8", "--losses", "ns", "--seeds", "0", *QUICK,
+                      "--storage", tmp_path, "--name", "c", "--address", f"127.0.0.1:{port}", timeout=600,
+                      env={"RAY_AUTH_MODE": "disabled"})
+        assert r.returncode == 0, r.stderr[-3000:]
+        df = pd.read_parquet(tmp_path / "c" / "results.parquet")
+        assert len(df) == 4 and df["node"].nunique() == 2
+    finally:
+        for p in (worker, head):
+            if p is not None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for p in (worker, head):
+            if p is not None:
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+
+
+def test_tpe_search_with_asha_records_its_choices(tmp_path):
+    r = run_bench("run", "--budget", "4", "--dataset", "ring8", "--losses", "wgan", "--search", "tpe",
+                  "--early-stop", "asha", "--seeds", "1", *QUICK, "--storage", tmp_path, "--name", "t", timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    df = pd.read_parquet(tmp_path / "t" / "results.parquet")
+    search = df[df["phase"] == "search"]
+    assert sorted(search["config_id"]) == [0, 1, 2, 3] and df["trial_id"].is_unique
+    assert len(df[df["phase"] == "seeds"]) == 1
+    c0 = search[search["config_id"] == 0].iloc[0]
+    assert (c0["hp_lr"], c0["hp_n_disc"], c0["hp_clip"]) == (5e-5, 5, 0.01)  # published defaults
+    proposed = search[search["config_id"] > 0]
+    assert proposed["hp_clip"].between(1e-3, 1.0).all() and proposed["hp_lr"].between(1e-5, 1e-2).all()
+    assert proposed["trial_id"].str.contains("-search-t").all()
+    study = json.loads((tmp_path / "t" / "study.json").read_text())
+    assert (study["search"], study["early_stop"]) == ("tpe", "asha")
