@@ -1,0 +1,86 @@
+"""``bench report``: statistical verdicts and a publishable leaderboard from one or more studies."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from bench.errors import UsageError
+
+MIN_RESAMPLES = 100
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report", help="verdicts and a leaderboard: does any loss consistently beat the baseline?",
+        description="Turn studies (directories holding results.parquet) or results files (.parquet or .csv with at "
+        "least dataset, loss, phase, config_id, seed, status and the metric) into verdicts against a baseline: "
+        "budget curves of the search phase (expected best of k configs), seeds-phase medians, IQMs, Mann-Whitney "
+        "tests and probabilities of improvement, Holm-corrected over the whole report, and Friedman/Nemenyi ranks "
+        "across >= 3 datasets. Writes index.html, leaderboard.md, summary.csv, verdicts.csv, budget.csv, report.json "
+        "and PNG figures. Diverged and failed trials count as the worst value.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="DIR_OR_RESULTS", help="study directories or results files (merged)")
+    p.add_argument("--out", help="report directory (default: report/ in the first input's directory: the study "
+                   "directory, or the folder holding the results file); must be new, empty or a previous report")
+    p.add_argument("--baseline", default="ns", help="loss every other loss is compared with (default ns)")
+    p.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate of all verdicts (default 0.05)")
+    p.add_argument("--metric", default="fid", help="column to compare (default fid: each trial's best FID over "
+                   "checkpoints, fid_best, where present); lower is better for fid/kid, higher for precision, recall, ...")
+    p.add_argument("--budget", type=int, nargs="+", action="extend", default=[], metavar="K",
+                   help="also give budget verdicts at these k (besides k = the number of search configs)")
+    p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutation draws (default 0)")
+    p.add_argument("--no-samples", action="store_true", help="skip the sample grids from checkpoints")
+    p.add_argument("--json", action="store_true", help="print one JSON object (verdicts, headline, ...) on stdout")
+    p.set_defaults(func=run)
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if not 0 < args.alpha < 1:
+        raise UsageError(f"--alpha must be in (0, 1), got {args.alpha:g}")
+    if args.resamples < MIN_RESAMPLES:
+        raise UsageError(f"--resamples must be at least {MIN_RESAMPLES}, got {args.resamples}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    bad = [k for k in args.budget if k < 1]
+    if bad:
+        raise UsageError(f"--budget values must be positive integers, got {bad[0]}")
+    if not args.metric or args.metric.startswith(("_", "hp_")) or args.metric in ("dataset", "loss", "phase", "status"):
+        raise UsageError(f"--metric {args.metric!r} is not a score column")
+
+
+def default_out(first: str) -> Path:
+    p = Path(first)
+    return (p if p.is_dir() else p.parent) / "report"
+
+
+def run(args: argparse.Namespace) -> int:
+    _validate(args)
+    from reports import load, metrics
+
+    table = load.read_inputs(args.inputs)
+    metrics.check(table, args.metric)
+    losses = sorted(table["loss"].astype(str).unique())
+    if args.baseline not in losses:
+        raise UsageError(f"unknown baseline '{args.baseline}': the inputs have losses {', '.join(losses)}")
+    out = Path(args.out) if args.out else default_out(args.inputs[0])
+    from reports import analysis, output  # scipy, seaborn: after the cheap checks
+
+    previous = output.check_out(out)
+    inputs = [load.input_name(p) for p in args.inputs]
+
+    trials = metrics.prepare(table, args.metric)
+    rep = analysis.analyse(trials, args.baseline, args.alpha, args.metric, args.budget, args.resamples, args.seed)
+    doc = output.write(rep, trials, out, inputs, previous, samples=not args.no_samples)
+    if args.json:
+        print(json.dumps(doc, allow_nan=False))
+    else:
+        print(rep.headline)
+        counts = doc["verdicts"]
+        for word in ("better", "worse", "no-difference"):
+            n = sum(1 for v in counts if v["verdict"] == word)
+            if n:
+                print(f"  {word}: {n} comparison(s)")
+        print(f"report: {out / 'index.html'} (also leaderboard.md, summary.csv, verdicts.csv, report.json)")
+    return 0

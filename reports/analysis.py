@@ -1,0 +1,200 @@
+"""The whole analysis of one report, as data: ``analyse(trials, ...) -> Report``. No files, no plots.
+
+``trials`` is the output of ``reports.metrics.prepare`` (values lower-better, +inf = worst). Frames in
+the Report are in those internal units; ``summary_table``, ``verdicts_table`` and ``curves_table``
+give them in the metric's own units (higher-better metrics flipped back) for the outputs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from reports import budget as B
+from reports import metrics as M
+from reports import ranks as R
+from reports import seeds as S
+from reports import verdicts as V
+
+PERMUTATIONS_PER_TEST = 20  # n >= 20 m / alpha, so Holm's smallest threshold alpha/m is reachable
+
+
+@dataclass
+class Report:
+    metric: str
+    sign: int
+    metric_known: bool
+    baseline: str
+    alpha: float
+    budgets: list[int]
+    n_resamples: int
+    n_permutations: int
+    seed: int
+    datasets: list[str]
+    losses: list[str]
+    counts: pd.DataFrame
+    curves: pd.DataFrame
+    differences: pd.DataFrame
+    seeds_summary: pd.DataFrame
+    verdicts: pd.DataFrame
+    dataset_values: pd.DataFrame
+    value_basis: dict
+    friedman: R.Friedman
+    headline: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def better_word(self) -> str:
+        return "lower" if self.sign > 0 else "higher"
+
+
+def planned_budget_tests(trials: pd.DataFrame, baseline: str, budgets) -> int:
+    cells = B.search_values(trials)
+    m = 0
+    for (ds, loss), v in cells.items():
+        if loss != baseline and (ds, baseline) in cells:
+            K = min(len(v), len(cells[(ds, baseline)]))
+            m += len({K, *(k for k in budgets if k <= K)})
+    return m
+
+
+def comparisons(trials: pd.DataFrame, baseline: str, alpha: float = 0.05, budgets=(), n_resamples: int = B.RESAMPLES,
+                seed: int = 0, differences: pd.DataFrame | None = None, with_ci: bool = True) -> tuple[pd.DataFrame, int, int]:
+    """Every comparison with the baseline, decided: (verdicts, m comparisons, permutations per test).
+
+    Permutations per budget test: max(n_resamples, 20 m / alpha), so that p-values as small as Holm's
+    first threshold alpha / m are resolved."""
+    budgets = sorted({int(k) for k in budgets})
+    seeds_cells = S.seeds_values(trials)
+    m_seeds = sum(1 for (ds, loss) in seeds_cells if loss != baseline and (ds, baseline) in seeds_cells)
+    m = m_seeds + planned_budget_tests(trials, baseline, budgets)
+    n_perm = max(n_resamples, math.ceil(PERMUTATIONS_PER_TEST * max(m, 1) / alpha))
+    comps = [B.budget_comparisons(trials, baseline, budgets, n_perm, seed, differences),
+             S.seed_comparisons(trials, baseline, n_resamples, seed=seed, with_ci=with_ci)]
+    comps = [c for c in comps if not c.empty]
+    table = pd.concat(comps, ignore_index=True) if comps else pd.DataFrame(columns=S.COMPARISON)
+    return V.decide(table, alpha), m, n_perm
+
+
+def analyse(trials: pd.DataFrame, baseline: str, alpha: float = 0.05, metric: str = "fid", budgets=(),
+            n_resamples: int = B.RESAMPLES, seed: int = 0) -> Report:
+    """Every statistic of the report."""
+    sign, known = M.orientation(metric)
+    budgets = sorted({int(k) for k in budgets})
+    datasets = sorted(trials["dataset"].unique())
+    losses = sorted(trials["loss"].unique(), key=lambda x: (x != baseline, x))
+    counts = M.outcome_counts(trials)
+    curves = B.budget_curves(trials, n_resamples, seed=seed)
+    diffs = B.budget_differences(trials, baseline, n_resamples, seed=seed)
+    summary = S.seed_summary(trials, n_resamples, seed=seed)
+    verdicts, m, n_perm = comparisons(trials, baseline, alpha, budgets, n_resamples, seed, diffs)
+    values, basis = R.dataset_values(trials)
+    fr = R.friedman_nemenyi(values, alpha) if len(datasets) >= R.MIN_DATASETS else \
+        R.Friedman(False, f"needs at least {R.MIN_DATASETS} datasets, the report has {len(datasets)}")
+    rep = Report(metric, sign, known, baseline, alpha, budgets, n_resamples, n_perm, seed, datasets, losses, counts,
+                 curves, diffs, summary, verdicts, values, basis, fr, V.headline(verdicts, baseline, datasets, losses))
+    rep.notes = _notes(rep, trials, m)
+    return rep
+
+
+def _notes(rep: Report, trials: pd.DataFrame, m: int) -> list[str]:
+    notes = []
+    src = trials.loc[trials["outcome"] == "ok", "value_source"].value_counts()
+    best = M.BEST_OF.get(rep.metric)
+    if best and src.get(best, 0):
+        notes.append(f"Value per trial: its best {rep.metric} over checkpoints ({best}), as in Lucic et al. 2018"
+                     + (f"; the last {rep.metric} for {src.get(rep.metric, 0)} trial(s) without {best}."
+                        if src.get(rep.metric, 0) else "."))
+    else:
+        notes.append(f"Value per trial: column {rep.metric}.")
+    if rep.metric_known:
+        notes.append(f"{rep.metric}: {rep.better_word} is better.")
+    else:
+        notes.append(f"{rep.metric} is not a metric this report knows: it is assumed that lower is better.")
+    worst = trials["outcome"] != "ok"
+    notes.append(f"Diverged, failed and unscored trials count as the worst value (they never win a budget draw and "
+                 f"rank last): {int(worst.sum())} of {len(trials)} trials; the tables show them per cell. A statistic "
+                 f"shown as {'inf' if rep.sign > 0 else '-inf'} is that worst value (e.g. a median over mostly "
+                 "diverged seeds).")
+    notes.append(f"Multiplicity: Holm's correction over all {m} comparisons with {rep.baseline} in this report "
+                 f"(seeds and budget verdicts together), family-wise error rate alpha = {rep.alpha:g}.")
+    if (rep.verdicts["kind"] == "budget").any():
+        notes.append("Budget verdicts: permutation test of the expected best-of-k on pooled ranks "
+                     f"({rep.n_permutations:,} relabellings); the bootstrap bands and intervals (95%, "
+                     f"{rep.n_resamples:,} resamples) are descriptive, since the bootstrap is unreliable for minima.")
+    cells = B.search_values(trials)
+    for k in rep.budgets:
+        short = sorted(f"{ds}/{loss}" for (ds, loss), v in cells.items() if len(v) < k)
+        if short:
+            notes.append(f"--budget {k} exceeds the search configs of {', '.join(short)}: no budget verdict at {k} there.")
+    no_base = [ds for ds in rep.datasets if not ((trials["dataset"] == ds) & (trials["loss"] == rep.baseline)).any()]
+    if no_base:
+        notes.append(f"No {rep.baseline} trials on {', '.join(no_base)}: nothing compared there.")
+    if not rep.friedman.ok:
+        notes.append(f"Friedman/Nemenyi across datasets not run: {rep.friedman.reason}.")
+    elif rep.friedman.reason:
+        notes.append(f"Friedman/Nemenyi: {rep.friedman.reason}.")
+    return notes
+
+
+# ---- tables in the metric's own units ------------------------------------------------------------
+
+def _disp(rep: Report, df: pd.DataFrame, values=(), intervals=()) -> pd.DataFrame:
+    df = df.copy()
+    for c in values:
+        df[c] = M.display(df[c].to_numpy(dtype=float), rep.sign) if len(df) else df[c]
+    for lo, hi in intervals:
+        if len(df):
+            df[lo], df[hi] = M.display_interval(df[lo].to_numpy(dtype=float), df[hi].to_numpy(dtype=float), rep.sign)
+    return df
+
+
+def summary_table(rep: Report) -> pd.DataFrame:
+    """One row per dataset x loss: trial counts per phase and outcome, best of the search, E[best of B]
+    with its band, seeds median and IQM with 95% intervals, rank on the dataset."""
+    c = rep.counts.pivot_table(index=["dataset", "loss"], columns="phase",
+                               values=["trials", *M.OUTCOMES], aggfunc="sum", fill_value=0)
+    c.columns = [f"{phase}_{what}" for what, phase in c.columns]
+    cols = [f"{ph}_{w}" for ph in M.PHASES for w in ("trials", *M.OUTCOMES)]
+    c = c.reindex(columns=cols, fill_value=0).reset_index()
+    out = c
+    if not rep.curves.empty:
+        last = rep.curves.sort_values("k").groupby(["dataset", "loss"]).tail(1)
+        first = rep.curves[rep.curves["k"] == 1]
+        last = last.rename(columns={"expected_min": "search_best", "band_low": "search_best_low",
+                                    "band_high": "search_best_high", "configs": "search_configs"})
+        first = first.rename(columns={"expected_min": "search_mean"})
+        out = out.merge(last[["dataset", "loss", "search_configs", "search_best", "search_best_low", "search_best_high"]],
+                        on=["dataset", "loss"], how="left")
+        out = out.merge(first[["dataset", "loss", "search_mean"]], on=["dataset", "loss"], how="left")
+        out = _disp(rep, out, ["search_best", "search_mean"], [("search_best_low", "search_best_high")])
+    if not rep.seeds_summary.empty:
+        s = _disp(rep, rep.seeds_summary, ["median", "iqm"], [("median_low", "median_high"), ("iqm_low", "iqm_high")])
+        out = out.merge(s.drop(columns="seeds"), on=["dataset", "loss"], how="left")
+    if not rep.dataset_values.empty:
+        r = R.rank_table(rep.dataset_values).stack().rename("rank").reset_index()
+        out = out.merge(r, on=["dataset", "loss"], how="left")
+    order = {x: i for i, x in enumerate(rep.losses)}
+    return out.sort_values(["dataset", "loss"], key=lambda s: s.map(order) if s.name == "loss" else s).reset_index(drop=True)
+
+
+VERDICT_COLUMNS = ["dataset", "loss", "baseline", "kind", "budget", "n_loss", "n_baseline", "estimate", "ci_low",
+                   "ci_high", "statistic", "p_value", "p_adjusted", "prob_improvement", "pi_low", "pi_high", "verdict"]
+
+
+def verdicts_table(rep: Report) -> pd.DataFrame:
+    """Verdicts in the metric's units: estimate = loss - baseline (median over seeds, or E[best of k])."""
+    v = rep.verdicts.reindex(columns=VERDICT_COLUMNS)
+    v = _disp(rep, v, ["estimate"], [("ci_low", "ci_high")])
+    order = {x: i for i, x in enumerate(rep.losses)}
+    v = v.sort_values(["dataset", "kind", "loss", "budget"], key=lambda s: s.map(order) if s.name == "loss" else s)
+    return v.reset_index(drop=True)
+
+
+def curves_table(rep: Report) -> pd.DataFrame:
+    return _disp(rep, rep.curves, ["expected_min"], [("band_low", "band_high")]) if not rep.curves.empty else rep.curves
+
+
+def differences_table(rep: Report) -> pd.DataFrame:
+    return _disp(rep, rep.differences, ["diff"], [("diff_low", "diff_high")]) if not rep.differences.empty else rep.differences

@@ -1,0 +1,88 @@
+"""Reading the inputs of ``bench report``: study directories and results files, merged into one table.
+
+An input is a study directory (it must hold ``results.parquet``) or a results file (``.parquet`` or
+``.csv``). Each row keeps where it came from in two private columns: ``_root`` (the directory that
+checkpoint paths are relative to: the study directory, or the folder holding the results file) and
+``_input`` (the input's name). Private columns never reach an output file.
+
+Cells are dataset x loss. When one dataset was run with several architectures, the dataset label
+becomes ``dataset [arch]`` so that losses are only compared on the same architecture. A
+``folder:PATH`` dataset is labelled ``folder:<last part of PATH>`` so reports never show local paths.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench.errors import UsageError
+from bench.results import RESULTS
+
+SUFFIXES = (".parquet", ".csv")
+KEY = ("dataset", "arch", "loss", "phase", "config_id", "replicate", "seed")
+
+
+def input_name(path: str | Path) -> str:
+    """A name for an input that holds no local path: the study directory's or the file's name."""
+    p = Path(path)
+    if p.is_dir():
+        return p.resolve().name
+    if p.name == RESULTS:
+        return f"{p.resolve().parent.name}/{p.name}"
+    return p.name
+
+
+def read_one(path: str | Path) -> pd.DataFrame:
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"no such study directory or results file: {path}")
+    if p.is_dir():
+        f = p / RESULTS
+        if not f.is_file():
+            raise UsageError(f"{path} is not a study directory (it holds no {RESULTS})")
+        root = p
+    else:
+        f = p
+        root = p.parent
+        if p.suffix.lower() not in SUFFIXES:
+            raise UsageError(f"{path} is not a results table (expected a study directory, a .parquet or a .csv file)")
+    try:
+        df = pd.read_csv(f) if f.suffix.lower() == ".csv" else pd.read_parquet(f)
+    except Exception as e:  # corrupt or foreign file: one line, no traceback
+        kind = "CSV" if f.suffix.lower() == ".csv" else "Parquet"
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise UsageError(f"cannot read {path} as {kind}: {first}") from None
+    df["_root"] = str(root.resolve())
+    df["_input"] = input_name(p)
+    return df
+
+
+def _label(dataset: str) -> str:
+    if dataset.startswith("folder:"):
+        return "folder:" + (Path(dataset[len("folder:"):]).name or "images")
+    return dataset
+
+
+def read_inputs(paths: list[str]) -> pd.DataFrame:
+    """Read and merge the inputs. Raises UsageError for a missing path, a file that is not a results
+    table, or a trial that two inputs both hold."""
+    if not paths:
+        raise UsageError("give at least one study directory or results file")
+    frames = [read_one(p) for p in paths]
+    df = pd.concat(frames, ignore_index=True, sort=False) if len(frames) > 1 else frames[0]
+    if "dataset" in df.columns:
+        df["dataset_name"] = df["dataset"]
+        labels = df["dataset"].astype(str).map(_label)
+        if "arch" in df.columns:
+            archs = df.assign(_l=labels).groupby("_l")["arch"].nunique(dropna=True)
+            multi = labels.isin(archs[archs > 1].index)
+            labels = labels.where(~multi, labels + " [" + df["arch"].astype(str) + "]")
+        df["dataset"] = labels
+    key = [c for c in KEY if c in df.columns]
+    if {"dataset", "loss", "phase", "seed"} <= set(key) and len(frames) > 1:
+        dup = df.duplicated(subset=key, keep=False)
+        if dup.any():
+            row = df.loc[dup].iloc[0]
+            what = ", ".join(f"{c}={row[c]}" for c in key)
+            raise UsageError(f"the inputs hold the same trial more than once ({what}): give each study once")
+    return df

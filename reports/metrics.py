@@ -1,0 +1,138 @@
+"""Which number per trial, which way is better, and what a diverged trial is worth.
+
+``prepare(table, metric)`` turns a results table (the schema of ``bench.results``; only dataset,
+loss, phase, config_id, seed, status and the metric are required) into one row per trial with
+
+- ``raw``: the metric as measured (NaN when the trial has no score),
+- ``value``: the same number oriented so that **lower is better** (``sign * raw``), and ``+inf``
+  for every trial that is not ``ok`` or has no finite score: diverged and failed trials are the
+  worst value, so they never win a budget draw and rank last in every rank-based test, and they are
+  counted (``outcome``), never dropped,
+- ``outcome``: ``ok``, ``diverged``, ``failed`` or ``unscored`` (status ok without a finite score).
+
+For ``--metric fid`` the value of a trial is its best FID over its checkpoints (column ``fid_best``)
+where the table has it, else its last FID (``fid``): Lucic et al. 2018 report the best FID over
+checkpoints ("Are GANs Created Equal?", section 5).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bench.errors import UsageError
+
+REQUIRED = ("dataset", "loss", "phase", "config_id", "seed", "status")
+PHASES = ("search", "seeds")
+STATUSES = ("ok", "diverged", "failed")
+OUTCOMES = ("ok", "diverged", "failed", "unscored")
+
+# Orientation of known metrics: +1 lower is better, -1 higher is better.
+ORIENTATION = {
+    "fid": 1, "fid_best": 1, "kid": 1, "kid_best": 1, "mode_kl": 1,
+    "precision": -1, "recall": -1, "f_score": -1, "density": -1, "coverage": -1, "is": -1,
+    "modes": -1, "hq_fraction": -1,
+}
+
+# Metrics whose per-trial value is the best over checkpoints when the table has that column.
+BEST_OF = {"fid": "fid_best", "kid": "kid_best"}
+
+
+def orientation(metric: str) -> tuple[int, bool]:
+    """(sign, known): sign +1 when lower is better. Unknown metrics are taken as lower-better."""
+    if metric in ORIENTATION:
+        return ORIENTATION[metric], True
+    return 1, False
+
+
+def value_columns(metric: str, columns) -> list[str]:
+    """The columns a trial's value comes from, first choice first."""
+    cols = []
+    best = BEST_OF.get(metric)
+    if best is not None and best in columns:
+        cols.append(best)
+    if metric in columns:
+        cols.append(metric)
+    return cols
+
+
+def check(table: pd.DataFrame, metric: str, where: str = "the results") -> None:
+    """Raise UsageError (one line) when the table cannot be reported on."""
+    missing = [c for c in REQUIRED if c not in table.columns]
+    if not value_columns(metric, table.columns):
+        missing.append(metric)
+    if missing:
+        raise UsageError(f"{where} lack required column(s): {', '.join(missing)} "
+                         f"(need {', '.join(REQUIRED)} and the metric column '{metric}')")
+    if table.empty:
+        raise UsageError(f"{where} hold no rows")
+    for col, allowed in (("phase", PHASES), ("status", STATUSES)):
+        bad = sorted({str(v) for v in table[col].unique()} - set(allowed))
+        if bad:
+            raise UsageError(f"{where}: column {col} has unknown value(s) {', '.join(map(repr, bad[:5]))}; "
+                             f"expected {', '.join(allowed)}")
+    for col in ("dataset", "loss"):
+        if table[col].isna().any():
+            raise UsageError(f"{where}: column {col} has empty values")
+    for col in value_columns(metric, table.columns):
+        if not (pd.api.types.is_numeric_dtype(table[col]) or table[col].isna().all()):
+            converted = pd.to_numeric(table[col], errors="coerce")
+            if (converted.isna() & table[col].notna()).any():
+                raise UsageError(f"{where}: column {col} is not numeric")
+
+
+def prepare(table: pd.DataFrame, metric: str = "fid") -> pd.DataFrame:
+    """One row per trial with ``raw``, ``value`` (lower-better, +inf = worst) and ``outcome``.
+
+    Other columns are kept. Call ``check`` first.
+    """
+    sign, _ = orientation(metric)
+    df = table.copy()
+    raw = pd.Series(np.nan, index=df.index, dtype=float)
+    source = pd.Series("", index=df.index, dtype=object)
+    for col in reversed(value_columns(metric, df.columns)):  # first choice last, so it wins
+        x = pd.to_numeric(df[col], errors="coerce").astype(float)
+        ok = np.isfinite(x)
+        raw = raw.where(~ok, x)
+        source = source.where(~ok, col)
+    df["dataset"] = df["dataset"].astype(str)
+    df["loss"] = df["loss"].astype(str)
+    df["phase"] = df["phase"].astype(str)
+    status = df["status"].astype(str)
+    finite = np.isfinite(raw.to_numpy())
+    outcome = np.where(status != "ok", status, np.where(finite, "ok", "unscored"))
+    df["outcome"] = outcome
+    df["raw"] = raw.where(df["outcome"] == "ok")
+    df["value_source"] = source.where(df["outcome"] == "ok", "")
+    df["value"] = np.where(df["outcome"] == "ok", sign * df["raw"].to_numpy(), np.inf)
+    return df
+
+
+def display(v, sign: int):
+    """Back from the internal lower-better value to the metric's own units (arrays or scalars)."""
+    return sign * np.asarray(v, dtype=float) if np.ndim(v) else sign * float(v)
+
+
+def display_interval(lo, hi, sign: int):
+    """An interval in the metric's own units, low end first."""
+    a, b = display(lo, sign), display(hi, sign)
+    return (np.minimum(a, b), np.maximum(a, b)) if np.ndim(a) else (min(a, b), max(a, b))
+
+
+def outcome_counts(trials: pd.DataFrame, by=("dataset", "loss", "phase")) -> pd.DataFrame:
+    """Trials per cell and per outcome (columns trials, ok, diverged, failed, unscored)."""
+    by = list(by)
+    counts = (trials.groupby(by + ["outcome"]).size().unstack("outcome", fill_value=0)
+              .reindex(columns=list(OUTCOMES), fill_value=0))
+    counts.insert(0, "trials", counts.sum(axis=1))
+    counts.columns.name = None
+    return counts.reset_index()
+
+
+def cell_values(trials: pd.DataFrame, phase: str) -> dict[tuple[str, str], np.ndarray]:
+    """The values of each (dataset, loss) cell in one phase, cells sorted by name, rows in table order."""
+    mask = (trials["phase"] == phase).to_numpy()
+    cells: dict[tuple[str, str], list[float]] = {}
+    for ds, loss, v in zip(trials["dataset"].to_numpy()[mask], trials["loss"].to_numpy()[mask],
+                           trials["value"].to_numpy(dtype=float)[mask]):
+        cells.setdefault((ds, loss), []).append(v)
+    return {k: np.array(cells[k], dtype=float) for k in sorted(cells)}

@@ -1,0 +1,180 @@
+"""The report's figures (seaborn on matplotlib's Agg backend), each returned as PNG bytes.
+
+Inputs are the Report and the prepared trials; nothing here computes a statistic.
+"""
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from reports.analysis import Report, curves_table, verdicts_table  # noqa: E402
+
+DPI = 100
+
+
+def palette(rep: Report) -> dict[str, tuple]:
+    colors = sns.color_palette("tab10" if len(rep.losses) <= 10 else "husl", len(rep.losses))
+    return dict(zip(rep.losses, colors))
+
+
+def short(label: str, n: int = 28) -> str:
+    return label if len(label) <= n else label[: n - 1] + "\u2026"
+
+
+def png(fig, tight: bool = False) -> bytes:
+    """PNG bytes (figures made with layout="constrained" need no second, "tight" drawing pass)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight" if tight else None, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _grid(n: int, w: float = 4.8, h: float = 3.6, cols: int = 3):
+    cols = min(cols, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(w * cols, h * rows), squeeze=False, layout="constrained")
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def distribution(rep: Report, trials: pd.DataFrame) -> bytes:
+    """Per dataset: the metric per loss over seeds (or over the search where there are no seeds),
+    box + points; trials counted as worst are listed under each loss's name."""
+    pal = palette(rep)
+    with sns.axes_style("whitegrid"):
+        fig, axes = _grid(len(rep.datasets))
+        for ax, ds in zip(axes, rep.datasets):
+            d = trials[trials["dataset"] == ds]
+            phase = "seeds" if (d["phase"] == "seeds").any() else "search"
+            d = d[d["phase"] == phase]
+            order = [x for x in rep.losses if x in set(d["loss"])]
+            ok = d[d["outcome"] == "ok"]
+            labels = []
+            for loss in order:
+                n_bad = int(((d["loss"] == loss) & (d["outcome"] != "ok")).sum())
+                labels.append(f"{loss}\n{n_bad} worst" if n_bad else loss)
+            if len(ok):
+                # boxes with matplotlib itself (seaborn 0.13's boxplot uses an argument matplotlib 3.13 drops)
+                data = [ok.loc[ok["loss"] == x, "raw"].to_numpy() for x in order]
+                pos = [i for i, v in enumerate(data) if len(v)]
+                boxes = ax.boxplot([data[i] for i in pos], positions=pos, widths=0.6, showfliers=False,
+                                   patch_artist=True, orientation="vertical", medianprops={"color": "black"})
+                for i, patch in zip(pos, boxes["boxes"]):
+                    patch.set(facecolor=pal[order[i]], alpha=0.5)
+                sns.stripplot(data=ok, x="loss", y="raw", order=order, color="black", size=3, jitter=0.2, ax=ax)
+            ax.set_xticks(range(len(order)))
+            ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+            ax.set_title(f"{ds} ({phase} phase)", fontsize=10)
+            ax.set_xlabel("")
+            ax.set_ylabel(rep.metric)
+        fig.suptitle(f"{rep.metric} per loss ({rep.better_word} is better); 'worst' = diverged/failed/unscored", fontsize=11)
+        return png(fig)
+
+
+def budget(rep: Report) -> bytes:
+    """Per dataset: E[best of k configs] against k with its 95% bootstrap band, one line per loss."""
+    pal = palette(rep)
+    cur = curves_table(rep)
+    with sns.axes_style("whitegrid"):
+        fig, axes = _grid(len(rep.datasets))
+        for ax, ds in zip(axes, rep.datasets):
+            c = cur[cur["dataset"] == ds]
+            for loss in [x for x in rep.losses if x in set(c["loss"])]:
+                g = c[c["loss"] == loss].sort_values("k")
+                fin = lambda s: s.where(np.isfinite(s))  # noqa: E731  (infinite = some draw all worst: not drawn)
+                lw, ls = (2.2, "--") if loss == rep.baseline else (1.5, "-")
+                ax.plot(g["k"], fin(g["expected_min"]), ls, color=pal[loss], lw=lw, label=loss)
+                ax.fill_between(g["k"], fin(g["band_low"]), fin(g["band_high"]), color=pal[loss], alpha=0.15, lw=0)
+            if len(c) and c["k"].max() > 10:
+                ax.set_xscale("log")
+            ax.set_title(ds, fontsize=10)
+            ax.set_xlabel("budget k (configurations drawn)")
+            ax.set_ylabel(f"expected best {rep.metric}")
+            ax.legend(fontsize=7)
+        fig.suptitle(f"Best {rep.metric} vs budget (exact expectation, 95% bootstrap bands); no line or band where "
+                     "a draw of k can be all diverged/failed (infinite)", fontsize=10)
+        return png(fig)
+
+
+def precision_recall(rep: Report, trials: pd.DataFrame) -> bytes | None:
+    """Per dataset: precision against recall of every ok trial, per loss (None without those columns)."""
+    if not {"precision", "recall"} <= set(trials.columns):
+        return None
+    d = trials[trials["outcome"] == "ok"].copy()
+    d["precision"] = pd.to_numeric(d["precision"], errors="coerce")
+    d["recall"] = pd.to_numeric(d["recall"], errors="coerce")
+    d = d[np.isfinite(d["precision"]) & np.isfinite(d["recall"])]
+    if d.empty:
+        return None
+    pal = palette(rep)
+    datasets = [x for x in rep.datasets if x in set(d["dataset"])]
+    with sns.axes_style("whitegrid"):
+        fig, axes = _grid(len(datasets), 4.4, 4.0)
+        for ax, ds in zip(axes, datasets):
+            g = d[d["dataset"] == ds]
+            sns.scatterplot(data=g, x="recall", y="precision", hue="loss", style="phase", palette=pal,
+                            hue_order=[x for x in rep.losses if x in set(g["loss"])], ax=ax, s=25, alpha=0.8)
+            ax.set_xlim(-0.02, 1.02)
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_title(ds, fontsize=10)
+            ax.legend(fontsize=7)
+        fig.suptitle("Precision vs recall per trial (last checkpoint)", fontsize=11)
+        return png(fig)
+
+
+def prob_improvement(rep: Report) -> bytes | None:
+    """Per dataset: P(loss better than the baseline) with its 95% interval (seeds), or the best-of-B
+    probability (budget) where there are no seeds."""
+    v = verdicts_table(rep)
+    if v.empty:
+        return None
+    pal = palette(rep)
+    with sns.axes_style("whitegrid"):
+        fig, axes = _grid(len(rep.datasets), 6.0, 1.2 + 0.35 * len(rep.losses), cols=2)
+        for ax, ds in zip(axes, rep.datasets):
+            g = v[v["dataset"] == ds]
+            seeds = g[g["kind"] == "seeds"]
+            if seeds.empty and len(g):
+                seeds = g[g["budget"] == g["budget"].max()]
+                what = f"best of {int(g['budget'].max())} configs"
+            else:
+                what = "seeds"
+            order = [x for x in rep.losses if x in set(seeds["loss"])]
+            for i, loss in enumerate(order):
+                r = seeds[seeds["loss"] == loss].iloc[0]
+                lo, hi = r["pi_low"], r["pi_high"]
+                if np.isfinite(lo) and np.isfinite(hi):
+                    ax.plot([lo, hi], [i, i], color=pal[loss], lw=2)
+                ax.plot([r["prob_improvement"]], [i], "o", color=pal[loss])
+            ax.axvline(0.5, color="gray", ls="--", lw=1)
+            ax.set_yticks(range(len(order)))
+            ax.set_yticklabels([short(x) for x in order], fontsize=8)
+            ax.set_xlim(-0.02, 1.02)
+            ax.set_ylim(-0.7, max(len(order), 1) - 0.3)
+            ax.set_title(f"{ds} ({what})", fontsize=10)
+            ax.set_xlabel(f"P({rep.metric} of loss better than {rep.baseline})")
+        fig.suptitle("Probability of improvement over the baseline (rliable), 95% bootstrap intervals", fontsize=11)
+        return png(fig)
+
+
+def critical_difference(rep: Report) -> bytes | None:
+    """The critical-difference diagram (Demsar 2006) of the Friedman/Nemenyi analysis."""
+    import scikit_posthocs as sp
+
+    fr = rep.friedman
+    if not fr.ok:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 1.6 + 0.35 * len(fr.losses)))
+    sp.critical_difference_diagram(fr.mean_ranks, fr.nemenyi, alpha=rep.alpha, cd=fr.cd, ax=ax)
+    fig.suptitle(f"Mean rank over {len(fr.datasets)} datasets (1 = best); bars join losses that Nemenyi cannot "
+                 f"separate\nCD = {fr.cd:.2f} at alpha = {rep.alpha:g}; Friedman p = {fr.p_value:.3g}", fontsize=9, y=1.12)
+    return png(fig, tight=True)
