@@ -32,10 +32,21 @@ def input_name(path: str | Path) -> str:
     return p.name
 
 
-def read_one(path: str | Path) -> pd.DataFrame:
+def read_one(path: str | Path, protocol: str | None = None) -> pd.DataFrame:
+    """One input as a results table; with ``protocol`` (a ``bench rescore`` protocol string) a study
+    directory's scores.parquet under that protocol instead of the training-time scores."""
     p = Path(path)
     if not p.exists():
         raise UsageError(f"no such study directory or results file: {path}")
+    if protocol is not None:
+        if not p.is_dir():
+            raise UsageError(f"--metric {protocol} is a rescore protocol: give study directories, not {p.name}")
+        from bench.rescore import results_for_protocol
+
+        df = results_for_protocol(p, protocol)
+        df["_root"] = str(p.resolve())
+        df["_input"] = input_name(p)
+        return df
     if p.is_dir():
         f = p / RESULTS
         if not f.is_file():
@@ -63,12 +74,12 @@ def _label(dataset: str) -> str:
     return dataset
 
 
-def read_inputs(paths: list[str]) -> pd.DataFrame:
+def read_inputs(paths: list[str], protocol: str | None = None) -> pd.DataFrame:
     """Read and merge the inputs. Raises UsageError for a missing path, a file that is not a results
     table, or a trial that two inputs both hold."""
     if not paths:
         raise UsageError("give at least one study directory or results file")
-    frames = [read_one(p) for p in paths]
+    frames = [read_one(p, protocol) for p in paths]
     df = pd.concat(frames, ignore_index=True, sort=False) if len(frames) > 1 else frames[0]
     if "dataset" in df.columns:
         df["dataset_name"] = df["dataset"]

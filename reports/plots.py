@@ -100,8 +100,10 @@ def budget(rep: Report) -> bytes:
             ax.set_xlabel("budget k (configurations drawn)")
             ax.set_ylabel(f"expected best {rep.metric}")
             ax.legend(fontsize=7)
-        fig.suptitle(f"Best {rep.metric} vs budget (exact expectation, 95% bootstrap bands); no line or band where "
-                     "a draw of k can be all diverged/failed (infinite)", fontsize=10)
+        # Wrapped: the figure can be one panel wide. No line or band where a draw of k can be all
+        # diverged/failed (an infinite expectation).
+        fig.suptitle(f"Best {rep.metric} vs budget\n(exact expectation, 95% bootstrap bands;\n"
+                     "gaps: a draw of k can be all diverged/failed)", fontsize=9)
         return png(fig)
 
 

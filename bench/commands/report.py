@@ -26,7 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline", default="ns", help="loss every other loss is compared with (default ns)")
     p.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate of all verdicts (default 0.05)")
     p.add_argument("--metric", default="fid", help="column to compare (default fid: each trial's best FID over "
-                   "checkpoints, fid_best, where present); lower is better for fid/kid, higher for precision, recall, ...")
+                   "checkpoints, fid_best, where present); lower is better for fid/kid, higher for precision, recall, ...; "
+                   "or a `bench rescore` protocol such as fid/identity/2k-vs-test to report on those scores")
     p.add_argument("--budget", type=int, nargs="+", action="extend", default=[], metavar="K",
                    help="also give budget verdicts at these k (besides k = the number of search configs)")
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
@@ -59,7 +60,12 @@ def run(args: argparse.Namespace) -> int:
     _validate(args)
     from reports import load, metrics
 
-    table = load.read_inputs(args.inputs)
+    protocol = None
+    if "/" in args.metric:  # a `bench rescore` protocol: its scores.parquet rows, in results-table shape
+        from bench.rescore import parse_protocol
+
+        protocol, args.metric = args.metric, parse_protocol(args.metric).metric
+    table = load.read_inputs(args.inputs, protocol)
     metrics.check(table, args.metric)
     losses = sorted(table["loss"].astype(str).unique())
     if args.baseline not in losses:
