@@ -14,13 +14,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The embedded default study: every loss on ring8, 8 configs each + 5 seeds of each best (about 8 minutes
-# on 2 cores). Running it again resumes (nothing is re-run); `make clean` starts over.
+# The embedded default study: every loss on ring8, 8 configs each + 5 seeds of each best, then its
+# report (runs/studies/ring8-demo/report/index.html). Running it again resumes (nothing is re-run);
+# `make clean` starts over.
 DEMO := runs/studies/ring8-demo
 run: $(STAMP)
 	if [ -f $(DEMO)/study.json ]; then $(BIN)/bench resume $(DEMO); else \
 	$(BIN)/bench run --budget 8 --seeds 5 --dataset ring8 --steps 1000 --eval-every 500 \
 		--metrics fid,prc,modes --samples 2000 --storage runs/studies --name ring8-demo; fi
+	$(BIN)/bench report $(DEMO)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

@@ -65,7 +65,12 @@ def validate(study: Study) -> dict[str, DataInfo]:
         need(loss in losses.names(), f"unknown loss '{loss}'; known: {', '.join(losses.names())} (or all)")
     for arch in study.archs or []:
         need(arch in models.names(), f"unknown arch '{arch}'; known: {', '.join(models.names())}")
-    from bench.metrics import metric_names
+    from bench.metrics import extractor_names, metric_names
+
+    fe = study.base.get("feature_extractor")
+    need(fe is None or fe in extractor_names(), f"unknown feature extractor '{fe}'; known: {', '.join(extractor_names())}")
+    fw = study.base.get("fe_weights")
+    need(fw is None or Path(fw).is_file(), f"--fe-weights {fw}: no such file")
 
     for m in study.metrics:
         need(m in metric_names(), f"unknown metric '{m}'; known: {', '.join(metric_names())}")

@@ -62,6 +62,9 @@ BAD = [
     (["--address", "127.0.0.1:1"], "cannot reach a Ray cluster"),
     (["--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
     (["--search", "grid"], "invalid choice"),
+    (["--metrics", "fid,sharpness"], "unknown metric 'sharpness'"),
+    (["--feature-extractor", "vgg99"], "unknown feature extractor 'vgg99'"),
+    (["--fe-weights", "/nonexistent/inception.pth"], "no such file"),
 ]
 
 

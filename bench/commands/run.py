@@ -12,10 +12,47 @@ def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+# Trials packed on one GPU when --gpus-per-trial is auto (or not given and torch sees a GPU): measured with
+# benchmarks/packing.py on an NVIDIA H100 80GB HBM3 (bf16, ns, batch 64, 2026-11-23). infogan at 64 px:
+# aggregate steps/s 1.99x with 2 trials, 2.89x with 4, 2.87x with 8 -> 4 per GPU. At 32 px: 1.92x, 3.72x,
+# 5.12x -> 8 per GPU (also used below 32 px: smaller nets, not measured separately).
+# Arch/size pairs not measured run one trial per GPU; 2-D point data trains on CPUs (0 GPUs), as without a GPU.
+PACKING = {("infogan", 32): 8, ("infogan", 64): 4}
+
+
+def auto_gpus_per_trial(study, info) -> float:
+    """GPUs per trial from PACKING for the study's cells; the largest share any cell needs."""
+    from bench.run_study import arch_of
+    from bench.study import cells
+
+    shares = []
+    for cell in cells(study, arch_of(info)):
+        d = info[cell.dataset]
+        if d.kind == "points":
+            shares.append(0.0)
+            continue
+        side = max(d.spec.shape[1:])
+        fits = [k for k in PACKING if k[0] == cell.arch and side <= k[1]]
+        shares.append(1.0 / PACKING[min(fits, key=lambda k: k[1])] if fits else 1.0)
+    return max(shares, default=0.0)
+
+
+def _gpus(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got '{text}'") from None
+
+
 def _add_resources(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs each trial reserves (default 1)")
-    p.add_argument("--gpus-per-trial", type=float, default=0.0,
-                   help="GPUs each trial reserves; fractions pack several trials on one GPU (default 0)")
+    p.add_argument("--gpus-per-trial", type=_gpus,
+                   help="GPUs each trial reserves; fractions pack several trials on one GPU; auto: the measured "
+                   "packing for the study's arch and image size (infogan: 1/8 up to 32 px, 1/4 up to 64 px; 1 when "
+                   "not measured; 0 for 2-D data). Default: auto when this machine has a CUDA GPU, else 0 "
+                   "(with --address, give it explicitly)")
     p.add_argument("--max-concurrent", type=int, help="at most this many trials at once (default: as resources allow)")
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                    help="join the Ray cluster at HOST:PORT (started with `ray start --head`); default: a private local Ray "
@@ -51,6 +88,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-every", type=int, help="score every K steps (default: 5 points per trial)")
     p.add_argument("--metrics", help="comma-separated metrics at each evaluation (default: the dataset's)")
     p.add_argument("--samples", type=int, help="generated samples per evaluation (default: the dataset's)")
+    p.add_argument("--feature-extractor", help="extractor for the scores (default: the dataset's; see bench score)")
+    p.add_argument("--fe-weights", help="extractor weights file, e.g. Inception's (default $GAN_BENCH_INCEPTION_WEIGHTS "
+                   "or the torch hub cache); an absolute path every node can read")
     p.add_argument("--data-root", help="where real datasets live (default $GAN_BENCH_DATA or ./data)")
     p.add_argument("--storage", default="studies", help="directory holding studies (default ./studies)")
     p.add_argument("--name", help="study name (default: derived from datasets, space, budget and seed)")
@@ -81,8 +121,13 @@ def _study(args: argparse.Namespace):
     name = args.name or f"{'+'.join(d.replace(':', '_').replace('/', '_') for d in datasets_)}-{space.name}-b{args.budget}-seed{args.seed}"
     if not name or "/" in name or name.startswith("."):
         raise UsageError(f"--name must be a plain directory name, got '{name}'")
-    base = {"data_root": args.data_root} if args.data_root else {}
-    if args.gpus_per_trial > 0:
+    # Absolute paths: Ray trials do not run in the driver's directory.
+    base = {"data_root": str(Path(args.data_root).absolute())} if args.data_root else {}
+    if args.feature_extractor:
+        base["feature_extractor"] = args.feature_extractor
+    if args.fe_weights:
+        base["fe_weights"] = str(Path(args.fe_weights).absolute())
+    if isinstance(args.gpus_per_trial, float) and args.gpus_per_trial > 0:
         base["device"] = "cuda"
     return Study(name=name, datasets=datasets_, losses=names, archs=_names(args.archs) if args.archs else None,
                  budget=args.budget, space=space.to_dict(), search=args.search, early_stop=args.early_stop,
@@ -91,18 +136,28 @@ def _study(args: argparse.Namespace):
                  base=base)
 
 
-def _resources(args: argparse.Namespace):
+def _wants_auto(args: argparse.Namespace) -> bool:
+    if args.gpus_per_trial is None:
+        import torch
+
+        return torch.cuda.is_available()
+    return args.gpus_per_trial == "auto"
+
+
+def _resources(args: argparse.Namespace, gpus: float | None = None):
+    """Resources per trial; ``gpus``: --gpus-per-trial already resolved (auto)."""
     from bench.runner import Resources, check_address
 
+    gpus = gpus if gpus is not None else (args.gpus_per_trial if isinstance(args.gpus_per_trial, float) else 0.0)
     if not args.cpus_per_trial > 0:
         raise UsageError(f"--cpus-per-trial must be > 0, got {args.cpus_per_trial}")
-    if args.gpus_per_trial < 0:
-        raise UsageError(f"--gpus-per-trial must be >= 0, got {args.gpus_per_trial}")
+    if not gpus >= 0:
+        raise UsageError(f"--gpus-per-trial must be >= 0, got {gpus}")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise UsageError(f"--max-concurrent must be a positive integer, got {args.max_concurrent}")
     if args.address:
         check_address(args.address)
-    return Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent)
+    return Resources(args.cpus_per_trial, gpus, args.max_concurrent)
 
 
 def _finish(study_dir: Path, df) -> int:
@@ -119,7 +174,11 @@ def run(args: argparse.Namespace) -> int:
     study = _study(args)
     resources = _resources(args)
     study_dir = Path(args.storage).absolute() / study.name
-    run_study.validate(study)
+    info = run_study.validate(study)
+    if _wants_auto(args):
+        resources = _resources(args, auto_gpus_per_trial(study, info))
+        if resources.gpus_per_trial > 0:
+            study.base["device"] = "cuda"
     run_study.create(study, study_dir)
     df = run_study.execute(study_dir, resources, args.address, args.verbose)
     return _finish(study_dir, df)
@@ -129,8 +188,12 @@ def resume(args: argparse.Namespace) -> int:
     from bench import run_study
 
     study_dir = Path(args.study_dir).absolute()
-    run_study.load(study_dir)
+    study = run_study.load(study_dir)
     resources = _resources(args)
+    if _wants_auto(args):
+        # A study made for CPUs stays on CPUs; one made for a GPU gets the measured packing.
+        gpus = auto_gpus_per_trial(study, run_study.data_info(study)) if study.base.get("device") == "cuda" else 0.0
+        resources = _resources(args, gpus)
     df = run_study.execute(study_dir, resources, args.address, args.verbose)
     return _finish(study_dir, df)
 
