@@ -108,6 +108,13 @@ def search_values(trials: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
     return cell_values(trials, "search")
 
 
+def baseline_pairs(cells: dict, baseline: str):
+    """(dataset, loss, values, baseline values) for every non-baseline cell whose dataset has the baseline."""
+    for (ds, loss), v in cells.items():
+        if loss != baseline and (ds, baseline) in cells:
+            yield ds, loss, v, cells[(ds, baseline)]
+
+
 def budget_curves(trials: pd.DataFrame, n_resamples: int = RESAMPLES, confidence: float = CONFIDENCE,
                   seed: int = 0) -> pd.DataFrame:
     """Per dataset x loss x k: configs (B), expected_min and its bootstrap band (band_low, band_high)."""
@@ -126,12 +133,8 @@ def budget_differences(trials: pd.DataFrame, baseline: str, n_resamples: int = R
     """Per dataset x loss (not the baseline) x k <= min(B_loss, B_baseline): the difference of the
     expected-minimum curves (loss - baseline, lower-better units) and its bootstrap interval,
     both cells resampled independently."""
-    cells = search_values(trials)
     rows = []
-    for (ds, loss), v in cells.items():
-        if loss == baseline or (ds, baseline) not in cells:
-            continue
-        b = cells[(ds, baseline)]
+    for ds, loss, v, b in baseline_pairs(search_values(trials), baseline):
         K = min(len(v), len(b))
         d = _diff(expected_min_curve(v)[:K], expected_min_curve(b)[:K])
         ca = _bootstrap_curves(v, n_resamples, cell_rng(seed, ds, loss))[:, :K]
@@ -181,14 +184,10 @@ def budget_comparisons(trials: pd.DataFrame, baseline: str, budgets=(), n_permut
     estimate (difference of E[min of k], loss - baseline, lower-better units), ci_low, ci_high (from
     ``differences`` when given), statistic (T on ranks), p_value, direction (-1 loss better, +1
     worse), prob_improvement."""
-    cells = search_values(trials)
     cols = ["dataset", "loss", "baseline", "kind", "budget", "n_loss", "n_baseline", "estimate", "ci_low",
             "ci_high", "statistic", "p_value", "direction", "prob_improvement"]
     rows = []
-    for (ds, loss), v in cells.items():
-        if loss == baseline or (ds, baseline) not in cells:
-            continue
-        b = cells[(ds, baseline)]
+    for ds, loss, v, b in baseline_pairs(search_values(trials), baseline):
         K = min(len(v), len(b))
         for k in sorted({K, *(int(x) for x in budgets if int(x) <= K)}):
             est = _diff(expected_min_curve(v)[k - 1:k], expected_min_curve(b)[k - 1:k])[0]
