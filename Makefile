@@ -14,13 +14,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The embedded default study: every loss on ring8, 8 configs each + 5 seeds of each best, then its
+# The embedded default study: every loss on ring8, 6 configs each + 3 seeds of each best, then its
 # report (runs/studies/ring8-demo/report/index.html). Running it again resumes (nothing is re-run);
 # `make clean` starts over.
 DEMO := runs/studies/ring8-demo
 run: $(STAMP)
 	if [ -f $(DEMO)/study.json ]; then $(BIN)/bench resume $(DEMO); else \
-	$(BIN)/bench run --budget 8 --seeds 5 --dataset ring8 --steps 1000 --eval-every 500 \
+	$(BIN)/bench run --budget 6 --seeds 3 --dataset ring8 --steps 500 --eval-every 250 \
 		--metrics fid,prc,modes --samples 2000 --storage runs/studies --name ring8-demo; fi
 	$(BIN)/bench report $(DEMO)
 

@@ -90,7 +90,7 @@ def test_resume_in_process_is_bit_identical(tmp_path, loss):
 
 
 def test_resume_after_sigkill_is_bit_identical(tmp_path):
-    args = ["train", "--dataset", "ring8", "--loss", "dragan", "--steps", "3000", "--log-every", "50",
+    args = ["train", "--dataset", "ring8", "--loss", "dragan", "--steps", "1500", "--log-every", "50",
             "--ckpt-every", "100", "--seed", "3"]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert run_bench(*args, "--out", whole).returncode == 0
