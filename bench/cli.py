@@ -6,6 +6,7 @@ line on stderr and exit status 2, before anything is written.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -43,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("bench: interrupted\n")
         return 130
+    except BrokenPipeError:  # `bench status DIR | head`: the reader left, nothing went wrong
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 if __name__ == "__main__":

@@ -30,12 +30,12 @@ from bench.data import files as _files  # noqa: F401  (registers mnist, fashion-
 from bench.data import synthetic as _synthetic  # noqa: F401  (registers ring8, grid25, digits, polygons)
 from bench.data.core import (CACHE_VERSION, DEFAULT_CACHE, DEFAULT_ROOT, ENV_CACHE, ENV_ROOT,
                              FOLDER_RESOLUTION_RANGE, NATIVE_RESOLUTION, RESOLUTIONS, SPLITS, Dataset, Request,
-                             cache_dir, data_root, get, names, register)
+                             cache_dir, data_root, get, kind_of, names, register)
 from bench.data.files import CELEBA_CROP, IMAGE_EXTENSIONS, RESIZE, TENSOR_RESIZE, RestrictedUnpickler
 from bench.data.synthetic import DIGITS_COUNT, MIXTURES, POLYGONS
 
 __all__ = [
-    "get", "names", "register", "Dataset", "Request", "data_root", "cache_dir",
+    "get", "kind_of", "names", "register", "Dataset", "Request", "data_root", "cache_dir",
     "SPLITS", "NATIVE_RESOLUTION", "RESOLUTIONS", "FOLDER_RESOLUTION_RANGE", "RESIZE", "TENSOR_RESIZE",
     "CELEBA_CROP", "IMAGE_EXTENSIONS", "MIXTURES", "POLYGONS", "DIGITS_COUNT", "CACHE_VERSION",
     "ENV_ROOT", "ENV_CACHE", "DEFAULT_ROOT", "DEFAULT_CACHE", "RestrictedUnpickler",

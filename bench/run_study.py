@@ -42,8 +42,9 @@ def data_info(study: Study) -> dict[str, DataInfo]:
     return out
 
 
-def arch_of(info: dict[str, DataInfo]) -> dict[str, str]:
-    return {d: DEFAULT_ARCH[i.kind] for d, i in info.items()}
+def arch_of(study: Study) -> dict[str, str]:
+    """Each dataset's default arch (by its kind; the data is not loaded)."""
+    return {d: DEFAULT_ARCH[datasets.kind_of(d)] for d in study.datasets}
 
 
 def validate(study: Study) -> dict[str, DataInfo]:
@@ -76,7 +77,7 @@ def validate(study: Study) -> dict[str, DataInfo]:
         need(m in metric_names(), f"unknown metric '{m}'; known: {', '.join(metric_names())}")
     need(study.eval_samples is None or study.eval_samples >= 1, f"--samples must be a positive integer, got {study.eval_samples}")
     info = data_info(study)
-    for cell in cells(study, arch_of(info)):
+    for cell in cells(study, arch_of(study)):
         try:
             models.build(cell.arch, info[cell.dataset].spec, study.base.get("z_dim", 64), "none",
                          losses.loss_class(cell.loss).d_head)
@@ -120,7 +121,7 @@ def _length(study: Study, info: dict[str, DataInfo], dataset: str) -> int:
 
 def search_trials(study: Study, info: dict[str, DataInfo]) -> list[TrialSpec]:
     out = []
-    for cell in cells(study, arch_of(info)):
+    for cell in cells(study, arch_of(study)):
         steps = _length(study, info, cell.dataset)
         for cid, hp in enumerate(sample_configs(study, cell, study.budget)):
             out.append(make_trial(study, cell, "search", cid, 0, hp, steps))
@@ -150,7 +151,7 @@ def seed_trials(study: Study, info: dict[str, DataInfo], results: pd.DataFrame) 
     if study.seeds == 0:
         return []
     out = []
-    for cell in cells(study, arch_of(info)):
+    for cell in cells(study, arch_of(study)):
         rows = results[(results["dataset"] == cell.dataset) & (results["loss"] == cell.loss)
                        & (results["arch"] == cell.arch) & (results["phase"] == "search")]
         if len(rows) < study.budget:
@@ -179,7 +180,7 @@ def execute(study_dir: Path, resources, address: str | None = None, verbose: boo
     info = data_info(study)
     ledger = Ledger(study_dir)
     search = search_trials(study, info)
-    total = {c.key: study.budget + study.seeds for c in cells(study, arch_of(info))}
+    total = {c.key: study.budget + study.seeds for c in cells(study, arch_of(study))}
     already: dict[str, dict[str, Any]] = {}
     for r in ledger.rows:
         s = already.setdefault(f"{r['dataset']}/{r['loss']}/{r['arch']}", {"done": 0, "failed": 0, "best": math.inf})
@@ -214,7 +215,7 @@ def _run_tpe(study: Study, info: dict[str, DataInfo], search: list[TrialSpec], l
     done = ledger.trial_ids()
     run_trials([s for s in search if s.config_id == 0 and s.trial_id not in done], study.name, study_dir, ledger,
                resources, verbose, progress, study.early_stop)
-    for cell in cells(study, arch_of(info)):
+    for cell in cells(study, arch_of(study)):
         df = ledger.frame()
         rows = df[(df["dataset"] == cell.dataset) & (df["loss"] == cell.loss) & (df["arch"] == cell.arch)
                   & (df["phase"] == "search")]
@@ -234,9 +235,8 @@ def status_table(study_dir: Path) -> pd.DataFrame:
     """Per cell: trials expected, done, failed/diverged, best FID (from the ledger; pure read)."""
     study = load(study_dir)
     df = read(study_dir)
-    info = data_info(study)
     rows = []
-    for cell in cells(study, arch_of(info)):
+    for cell in cells(study, arch_of(study)):
         sub = df[(df["dataset"] == cell.dataset) & (df["loss"] == cell.loss) & (df["arch"] == cell.arch)]
         for phase, expected in (("search", study.budget), ("seeds", study.seeds)):
             p = sub[sub["phase"] == phase]

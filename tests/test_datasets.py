@@ -458,3 +458,11 @@ def test_folder(tmp_path):
     assert torch.equal(D.get(f"folder:{d}", split="test").images, ds.images)
     with pytest.raises(UsageError, match="between 4 and 1024"):
         D.get(f"folder:{d}", resolution=2)
+
+
+def test_kind_of_needs_no_data(tmp_path):
+    # mnist files are absent here: kind_of must not try to read them
+    assert D.kind_of("ring8") == "points" and D.kind_of("mnist") == "images"
+    assert D.kind_of(f"folder:{tmp_path / 'nothing'}") == "images"
+    with pytest.raises(UsageError, match="unknown dataset"):
+        D.kind_of("nope")

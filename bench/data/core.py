@@ -197,6 +197,14 @@ def names() -> list[str]:
     return sorted(f"{e.name}:PATH" if e.takes_arg else e.name for e in _REGISTRY.values())
 
 
+def kind_of(name: str) -> str:
+    """"points" or "images" for a dataset name, without loading it (unknown names: UsageError)."""
+    entry = _REGISTRY.get(name.split(":", 1)[0]) if isinstance(name, str) else None
+    if entry is None:
+        raise UsageError(f"unknown dataset {name!r}; known: {', '.join(names())}")
+    return entry.kind
+
+
 def get(name: str, *, root: str | os.PathLike | None = None, resolution: int | None = None,
         split: str = "train", count: int | None = None) -> Dataset:
     """Load one split of a dataset by name (see ``names()``).
