@@ -26,19 +26,18 @@ STUDY = "study.json"
 
 @dataclass
 class DataInfo:
-    kind: str
     n_train: int | None
     spec: Any
 
 
 def data_info(study: Study) -> dict[str, DataInfo]:
-    """Load every dataset once (their own errors name missing files): kinds, sizes, model specs."""
+    """Load every dataset once (their own errors name missing files): sizes and model specs."""
     root = study.base.get("data_root")
     res = study.base.get("resolution")
     out = {}
     for name in study.datasets:
         ds = datasets.get(name, root=root, resolution=res)
-        out[name] = DataInfo(ds.kind, ds.n, ds.spec)
+        out[name] = DataInfo(ds.n, ds.spec)
     return out
 
 
