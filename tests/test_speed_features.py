@@ -123,10 +123,10 @@ def test_auto_gpus_per_trial_follows_the_measured_packing_table():
     from bench.study import Study
     from models import DataSpec
 
-    info = {"celeba": DataInfo("images", 10, DataSpec("images", (3, 64, 64))),
-            "cifar10": DataInfo("images", 10, DataSpec("images", (3, 32, 32))),
-            "mnist": DataInfo("images", 10, DataSpec("images", (1, 28, 28))),
-            "ring8": DataInfo("points", None, DataSpec("points", (2,)))}
+    info = {"celeba": DataInfo(10, DataSpec("images", (3, 64, 64))),
+            "cifar10": DataInfo(10, DataSpec("images", (3, 32, 32))),
+            "mnist": DataInfo(10, DataSpec("images", (1, 28, 28))),
+            "ring8": DataInfo(None, DataSpec("points", (2,)))}
 
     def share(datasets, archs=None):
         return auto_gpus_per_trial(Study(name="s", datasets=datasets, losses=["ns"], archs=archs, budget=1,
