@@ -26,9 +26,9 @@ def auto_gpus_per_trial(study, info) -> float:
     from bench.study import cells
 
     shares = []
-    for cell in cells(study, arch_of(info)):
+    for cell in cells(study, arch_of(study)):
         d = info[cell.dataset]
-        if d.kind == "points":
+        if d.spec.kind == "points":
             shares.append(0.0)
             continue
         side = max(d.spec.shape[1:])
