@@ -21,8 +21,9 @@ QUICK = ["--steps", "60", "--eval-every", "30", "--samples", "500"]
 
 
 def test_small_study_writes_complete_results(tmp_path):
+    # --gpus-per-trial auto goes through the packing table; 2-D data takes no GPU.
     r = run_bench("run", "--budget", "4", "--dataset", "ring8", "--losses", "ns,wgan-gp", "--seeds", "2",
-                  *QUICK, "--storage", tmp_path, "--name", "s", timeout=600)
+                  "--gpus-per-trial", "auto", *QUICK, "--storage", tmp_path, "--name", "s", timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     df = pd.read_parquet(tmp_path / "s" / "results.parquet")
     assert len(df) == 2 * 4 + 2 * 2 and df["trial_id"].is_unique
