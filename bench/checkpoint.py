@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +38,42 @@ def save(path: Path, payload: dict[str, Any]) -> None:
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely; a missing, corrupt or foreign file is a UsageError (one line)."""
+    """Load a checkpoint safely; a missing, corrupt or foreign file is a UsageError (one line).
+
+    Only ``torch.save`` archives (zip files) are opened, with ``weights_only=True``: a bare pickle is
+    refused unread, and an archive holding anything but tensors and plain data is refused by torch.
+    """
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise UsageError(f"cannot read checkpoint {path}: not a torch.save archive (a gan-bench checkpoint is a zip "
+                         "file written by bench train; this one is truncated or something else)")
     try:
-        ck = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr: the error says it all
+            warnings.simplefilter("ignore")
+            ck = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"refusing to load {path}: not a plain-data checkpoint ({first})") from None
+        raise UsageError(f"refusing to load {path}: it holds objects other than tensors and plain data "
+                         f"({_refusal(e)}); checkpoints are loaded with weights_only=True") from None
     except Exception as e:  # truncated zip, not a torch file at all, ...
-        raise UsageError(f"cannot read checkpoint {path}: {type(e).__name__}") from None
+        raise UsageError(f"cannot read checkpoint {path}: {type(e).__name__}: {_first_line(e)}") from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise UsageError(f"{path} is not a gan-bench checkpoint (expected format {FORMAT})")
     return ck
+
+
+def _first_line(e: BaseException) -> str:
+    return ((str(e).strip().splitlines() or [type(e).__name__])[0])[:160]
+
+
+def _refusal(e: pickle.UnpicklingError) -> str:
+    """The reason in torch's weights-only error (its first lines are advice to load unsafely: skipped)."""
+    for line in str(e).splitlines():
+        line = line.strip()
+        if line and not line.startswith(("Weights only load failed", "Please file an issue", "Check the documentation")):
+            return line[:160]
+    return "not plain data"
 
 
 def config_of(ck: dict[str, Any]) -> TrainConfig:
@@ -73,11 +97,17 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tupl
     import models
 
     ck = load(resolve_checkpoint(path), map_location=device)
-    cfg = config_of(ck)
-    spec = models.DataSpec(ck["data_kind"], tuple(ck["data_shape"]))
-    G, _ = models.build(cfg.arch, spec, cfg.z_dim, cfg.d_norm, losses.loss_class(cfg.loss).d_head)
+    try:
+        cfg = config_of(ck)
+    except (KeyError, TypeError, ValueError) as e:
+        raise UsageError(f"checkpoint {path} holds no readable run config ({type(e).__name__}: {_first_line(e)})") from None
+    try:
+        spec = models.DataSpec(ck["data_kind"], tuple(ck["data_shape"]))
+        G, _ = models.build(cfg.arch, spec, cfg.z_dim, cfg.d_norm, losses.loss_class(cfg.loss).d_head)
+    except (KeyError, TypeError, ValueError) as e:  # UsageError is a ValueError
+        raise UsageError(f"checkpoint {path} does not fit arch '{cfg.arch}': {e}") from None
     try:
         G.load_state_dict(ck["G"])
-    except RuntimeError as e:
-        raise UsageError(f"checkpoint does not fit arch '{cfg.arch}': {str(e).splitlines()[0]}") from None
+    except (KeyError, TypeError, RuntimeError) as e:
+        raise UsageError(f"checkpoint {path} does not fit arch '{cfg.arch}': {str(e).splitlines()[0]}") from None
     return G.to(device).eval(), cfg

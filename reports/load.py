@@ -61,11 +61,21 @@ def read_one(path: str | Path, protocol: str | None = None) -> pd.DataFrame:
         df = pd.read_csv(f) if f.suffix.lower() == ".csv" else pd.read_parquet(f)
     except Exception as e:  # corrupt or foreign file: one line, no traceback
         kind = "CSV" if f.suffix.lower() == ".csv" else "Parquet"
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise UsageError(f"cannot read {path} as {kind}: {first}") from None
+        raise UsageError(f"cannot read {path} as {kind}: {read_error(e)}") from None
     df["_root"] = str(root.resolve())
     df["_input"] = input_name(p)
     return df
+
+
+def read_error(e: BaseException) -> str:
+    """Why a table could not be read, in a few words (pyarrow's and pandas' messages run long)."""
+    text = str(e).strip()
+    if "magic bytes not found" in text:
+        return "not a Parquet file (or a truncated one)"
+    if isinstance(e, UnicodeDecodeError):
+        return f"not UTF-8 text (byte 0x{e.object[e.start]:02x}); save it as UTF-8"
+    first = (text.splitlines() or [type(e).__name__])[0]
+    return first if len(first) <= 160 else first[:157] + "..."
 
 
 def _label(dataset: str) -> str:

@@ -51,6 +51,11 @@ def check_out(out: Path) -> list[str]:
     """Refuse an --out that holds anything but a previous report; return the files it listed."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a directory")
+    for parent in out.absolute().parents:  # a folder below a file could never be made
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"--out {out}: {parent} is a file, not a directory")
+            break
     if not out.exists() or not any(out.iterdir()):
         return []
     marker = out / MARKER

@@ -403,7 +403,8 @@ def _cli(capsys, *args) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-SUBPROCESS = ("not a study", "bad --checkpoints", "generator without label")  # the rest in-process
+# The rest in-process; "not a study" as a subprocess is in tests/test_bad_inputs.py.
+SUBPROCESS = ("bad --checkpoints", "generator without label")
 
 
 def test_bad_input_is_one_line_exit_2_and_nothing_written(env, tmp_path, capsys, monkeypatch):

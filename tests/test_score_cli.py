@@ -54,7 +54,6 @@ def files(tmp_path_factory):
     return {
         "run": run, "corrupt": corrupt,
         "ring": _export(RingGenerator(), 3, d / "ring.pt2"),
-        "wide": _export(RingGenerator(out_dim=3), 3, d / "wide.pt2"),
         "digits": _export(DigitLikeGenerator(), 64, d / "digits.pt2"),
         "torch_home": d / "torch-home",  # empty: no Inception weights anywhere
         "dir": d,
@@ -70,7 +69,6 @@ def _bad_inputs(f) -> dict[str, tuple[list, str]]:
         "corrupt checkpoint": ([f["corrupt"]], "cannot read checkpoint"),
         "missing generator": (["--generator", f["dir"] / "nope.pt2", "--z-dim", 3, "--dataset", "ring8"], "not found"),
         "corrupt generator": (["--generator", f["corrupt"], "--z-dim", 3, "--dataset", "ring8"], "not a torch.export"),
-        "wrong output shape": (["--generator", f["wide"], "--z-dim", 3, "--dataset", "ring8"], "does not fit ring8"),
         "z-dim not what it takes": ([*gen, "--z-dim", 5], "failed on z of shape"),
         "z-dim zero": ([*gen, "--z-dim", 0], "--z-dim must be a positive integer"),
         "samples zero": ([run, "--samples", 0], "--samples must be a positive integer"),

@@ -61,6 +61,10 @@ def _validate(args: argparse.Namespace) -> list[str] | None:
         raise UsageError(f"--samples must be a positive integer, got {args.samples}")
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    from bench.config import DEVICES
+
+    if args.device not in DEVICES:
+        raise UsageError(f"unknown device '{args.device}'; known: {', '.join(DEVICES)}")
     from pathlib import Path
 
     path = Path(args.generator if args.generator is not None else args.target)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from bench.errors import UsageError
 
@@ -99,9 +100,19 @@ def _train_config(args: argparse.Namespace):
     )
 
 
+def check_out_parent(out: Path) -> None:
+    """Refuse an --out below a file (its directory could never be made), before anything is done."""
+    for p in Path(out).absolute().parents:
+        if p.exists():
+            if not p.is_dir():
+                raise UsageError(f"--out {out}: {p} is a file, not a directory; choose an --out in a directory")
+            return
+
+
 def run(args: argparse.Namespace) -> int:
     from bench.train import train
 
+    check_out_parent(args.out)
     result = train(_train_config(args), args.out)
     if args.json:
         print(json.dumps(result.to_dict(), sort_keys=True))

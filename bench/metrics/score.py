@@ -57,7 +57,9 @@ class Scorer:
     def __init__(self, dataset: str, *, metrics: list[str] | None = None, extractor: str | None = None,
                  n: int | None = None, fe_weights: str | None = None, split: str = DEFAULTS["split"],
                  resolution: int | None = None, data_root: str | None = None, device: str | torch.device = "cpu",
-                 cache: bool = True):
+                 cache: bool = True, probe: Generate | None = None):
+        """``probe``: the generator to be scored; two of its samples are checked against the dataset
+        before any real-side work (a generator that does not fit fails fast and writes no cache)."""
         from bench import datasets
 
         metric_list = registry.check_metrics(list(metrics) if metrics else ["default"])
@@ -68,6 +70,8 @@ class Scorer:
         if "modes" in metric_list and dataset not in MODE_DATASETS:
             raise UsageError(f"metric modes applies to {', '.join(MODE_DATASETS)}, not {dataset}")
         ds = datasets.get(dataset, root=data_root, resolution=resolution, split=split)
+        if probe is not None:
+            check(probe(2), ds, 2)
         self.dataset, self.device, self.params = ds, torch.device(device), dict(DEFAULTS)
         name = extractor or default_extractor(ds.name, ds.kind)
         if ds.kind == "points" and name != "identity":
@@ -154,10 +158,11 @@ def score_samples(samples_or_generate_fn: torch.Tensor | Generate, dataset: str,
                   extractor: str | None = None, n: int | None = None, fe_weights: str | None = None,
                   split: str = DEFAULTS["split"], **kw: Any) -> dict[str, Any]:
     """Score samples (a tensor, or ``n -> samples``) against ``dataset``; see ``Scorer`` for ``kw``."""
-    if isinstance(samples_or_generate_fn, torch.Tensor) and n is None:
+    is_tensor = isinstance(samples_or_generate_fn, torch.Tensor)
+    if is_tensor and n is None:
         n = len(samples_or_generate_fn)
     return Scorer(dataset, metrics=metrics, extractor=extractor, n=n, fe_weights=fe_weights, split=split,
-                  **kw).score(samples_or_generate_fn)
+                  probe=None if is_tensor else samples_or_generate_fn, **kw).score(samples_or_generate_fn)
 
 
 def score_checkpoint(path_or_run_dir: str | Path, *, dataset: str | None = None, seed: int = DEFAULTS["seed"],
