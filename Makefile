@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install clean distclean
+.PHONY: run test reliability install clean distclean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,8 +24,13 @@ run: $(STAMP)
 		--metrics fid,prc,modes --samples 2000 --storage runs/studies --name ring8-demo; fi
 	$(BIN)/bench report $(DEMO)
 
+# Everything but the tests marked `long` (the 200-trial load test): under 15 minutes on 2 cores.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -m "not long" tests
+
+# The reliability suite alone (kills, full/read-only storage, bad inputs, security, load), with its figures.
+reliability: $(STAMP)
+	$(BIN)/python -m pytest -q -s -m reliability tests
 
 clean:
 	rm -rf runs

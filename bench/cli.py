@@ -1,7 +1,9 @@
 """The ``bench`` command line. Each subcommand lives in its own module under ``bench/commands``.
 
 Bad input never produces a traceback: a ``UsageError`` (or argparse's own complaint) becomes one
-line on stderr and exit status 2, before anything is written.
+line on stderr and exit status 2, before anything is written. Storage that fills up or turns
+read-only mid-run is one line and exit status 1: every file is written atomically, so what was
+written before the failure is intact, and running the command again (``bench resume``) continues.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import os
 import sys
 from typing import Sequence
 
-from bench.errors import UsageError
+from bench.errors import STORAGE_ERRNOS, UsageError
 
 # Subcommand modules, each with ``add_parser(subparsers)`` setting ``func``.
 COMMANDS = ["train", "run", "score", "report", "rescore"]
@@ -41,6 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         sys.stderr.write(f"bench {args.command}: error: {e}\n")
         return 2
+    except OSError as e:
+        if e.errno not in STORAGE_ERRNOS:
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        sys.stderr.write(f"bench {args.command}: error: {e.strerror}{where}; what was written before is intact: "
+                         "free space (or make the storage writable) and run the command again\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("bench: interrupted\n")
         return 130

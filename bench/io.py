@@ -9,10 +9,10 @@ import io
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-import torch
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -43,6 +43,8 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> None:
     """torch.save into memory, then one atomic write. Load with ``torch.load(..., weights_only=True)``."""
+    import torch  # here: the results store and the CLI's plain-data paths need no torch
+
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -72,3 +74,36 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     except FileNotFoundError:
         pass
     return rows
+
+
+def remove_stale_tmp(directory: str | os.PathLike, name: str = "*") -> list[Path]:
+    """Delete the temporary files a killed writer left in ``directory`` (``.NAME.*.tmp`` from
+    ``atomic_write_bytes``; ``name`` narrows it to one target). Call it only as that writer's sole
+    owner (holding its lock, or being the run's one process)."""
+    gone = []
+    for p in Path(directory).glob(f".{name}.*.tmp"):
+        try:
+            p.unlink()
+            gone.append(p)
+        except FileNotFoundError:
+            pass
+    return gone
+
+
+@contextmanager
+def exclusive(lock_file: str | os.PathLike, busy: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` or raise ``UsageError(busy)`` at once. The kernel
+    releases it when the process dies, so a killed writer leaves no stale lock."""
+    import fcntl
+
+    from bench.errors import UsageError
+
+    fd = os.open(lock_file, os.O_RDONLY | os.O_CREAT, 0o644)  # read-only: never blocks a remount
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UsageError(busy) from None
+        yield
+    finally:
+        os.close(fd)

@@ -41,7 +41,12 @@ def read(path: str | Path) -> pd.DataFrame:
         path = path / RESULTS
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
-    return pd.read_parquet(path)
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        from bench.errors import UsageError
+
+        raise UsageError(f"cannot read {path}: not a Parquet file, or a truncated one ({str(e).splitlines()[0][:120]})") from None
 
 
 class Ledger:

@@ -18,10 +18,11 @@ import pandas as pd
 from bench import datasets
 from bench.errors import UsageError
 from bench.io import atomic_write_json
-from bench.results import Ledger, read
+from bench.results import RESULTS, Ledger, read
 from bench.study import DEFAULT_ARCH, Cell, Study, TrialSpec, cells, make_trial, sample_configs, train_length
 
 STUDY = "study.json"
+LOCK = ".driver.lock"
 
 
 @dataclass
@@ -61,6 +62,8 @@ def validate(study: Study) -> dict[str, DataInfo]:
     need(study.epochs is None or (math.isfinite(study.epochs) and study.epochs > 0), f"--epochs must be > 0, got {study.epochs}")
     need(study.eval_every is None or study.eval_every >= 1, f"--eval-every must be a positive integer, got {study.eval_every}")
     need(bool(study.datasets), "--dataset names no dataset")
+    need(bool(study.losses), f"--losses names no loss; known: {', '.join(losses.names())} (or all)")
+    need(study.seed >= 0, f"--seed must be >= 0, got {study.seed}")
     for loss in study.losses:
         need(loss in losses.names(), f"unknown loss '{loss}'; known: {', '.join(losses.names())} (or all)")
     for arch in study.archs or []:
@@ -85,11 +88,18 @@ def validate(study: Study) -> dict[str, DataInfo]:
         # Every sampled config must resolve: catches space values a loss rejects.
         for cid, hp in enumerate(sample_configs(study, cell, study.budget)):
             make_trial(study, cell, "search", cid, 0, hp, 1)
+    for d in study.datasets:
+        _length(study, info, d)  # e.g. --epochs for data that has no epochs
     return info
 
 
 def create(study: Study, study_dir: Path) -> None:
     """Write study.json, or accept an identical one (then this is a resume); refuse another study."""
+    for p in (study_dir, *study_dir.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise UsageError(f"{p} is a file, not a directory; choose another --storage or --name")
+            break
     existing = study_dir / STUDY
     if existing.exists():
         try:
@@ -169,14 +179,25 @@ def seed_trials(study: Study, info: dict[str, DataInfo], results: pd.DataFrame) 
 
 def execute(study_dir: Path, resources, address: str | None = None, verbose: bool = False,
             live: bool | None = None) -> pd.DataFrame:
-    """Run every trial the ledger lacks (search, then seeds) on Ray; return the results table."""
-    import ray
-
-    from bench.progress import Progress
-    from bench.runner import init_ray, run_trials
+    """Run every trial the ledger lacks (search, then seeds) on Ray; return the results table.
+    One driver per study at a time (a second would run trials twice)."""
+    from bench.io import exclusive
 
     study = load(study_dir)
     info = data_info(study)
+    with exclusive(study_dir / LOCK, f"another bench process is running the study in {study_dir}; wait for it to end"):
+        return _execute(study_dir, study, info, resources, address, verbose, live)
+
+
+def _execute(study_dir: Path, study: Study, info: dict[str, DataInfo], resources, address: str | None,
+             verbose: bool, live: bool | None) -> pd.DataFrame:
+    import ray
+
+    from bench.io import remove_stale_tmp
+    from bench.progress import Progress
+    from bench.runner import init_ray, run_trials
+
+    remove_stale_tmp(study_dir, RESULTS)  # a driver killed mid-rewrite leaves its temporary file
     ledger = Ledger(study_dir)
     search = search_trials(study, info)
     total = {c.key: study.budget + study.seeds for c in cells(study, arch_of(study))}

@@ -24,7 +24,7 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 
-from bench.errors import UsageError  # noqa: E402
+from bench.errors import STORAGE_ERRNOS, UsageError, storage_errno  # noqa: E402
 from bench.results import Ledger, finite_or_nan  # noqa: E402
 from bench.study import TrialSpec  # noqa: E402
 
@@ -110,7 +110,15 @@ def trial_fn(config: dict[str, Any]) -> None:
             tune.report({**metrics(step, "running"), "checkpoint": str(path.relative_to(run_dir.parent.parent))},
                         checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    result = train(spec.train_config(), run_dir, on_checkpoint=on_checkpoint)
+    try:
+        result = train(spec.train_config(), run_dir, on_checkpoint=on_checkpoint)
+    except OSError as e:
+        if e.errno not in STORAGE_ERRNOS:
+            raise
+        # Not the trial's failure: tell the driver (which stops the study) instead of letting Tune
+        # retry on storage that is still full. The run directory resumes from its last checkpoint.
+        tune.report({"storage_error": [e.errno, str(e.filename or run_dir)]})
+        return
     final = {**metrics(result.step, result.status), "done": True, "wall_s": result.wall_s, "ended_at": time.time(),
              "checkpoint": f"{TRIALS}/{spec.trial_id}/{result.checkpoint}" if result.checkpoint else None}
     tune.report(final)
@@ -228,14 +236,27 @@ def run_trials(specs: list[TrialSpec], study_name: str, study_dir: Path, ledger:
         return
     emit = progress or (lambda event, spec, result: None)
 
+    storage_failure: list[OSError] = []
+
     def finish(trial: Any, status: str | None, error: str | None = None) -> None:
         spec = spec_of(trial.config)
+        res = dict(trial.last_result or {})
+        code, where = res.get("storage_error") or (error is not None and storage_errno(error), str(study_dir))
+        if code:
+            # The storage failed, not the trial: stop the study without a row, so that resuming
+            # (once there is space) runs this trial again from its last checkpoint.
+            storage_failure.append(OSError(code, os.strerror(code), where))
+            raise storage_failure[-1]
         if spec.config_id < 0:
             spec.config_id = ledger.next_config_id(spec.dataset, spec.loss, spec.arch)
-        res = dict(trial.last_result or {})
         status = status or ("ok" if res.get("status", "ok") == "running" else res["status"])
         row = make_row(study_name, spec, res, status, error)
-        ledger.add(row)
+        try:
+            ledger.add(row)
+        except OSError as e:  # results.parquet could not be replaced: the last good one is intact
+            if e.errno in STORAGE_ERRNOS:
+                storage_failure.append(e)
+            raise
         emit("done", spec, row)
 
     class LedgerCallback(tune.Callback):
@@ -248,6 +269,10 @@ def run_trials(specs: list[TrialSpec], study_name: str, study_dir: Path, ledger:
         def on_trial_error(self, iteration, trials, trial, **info):
             finish(trial, "failed", _error_line(trial))
 
+    if not verbose:
+        # Tune logs every failed trial with its traceback; the ledger records the error line and
+        # the trial's error.txt keeps the rest, so the terminal shows only the progress display.
+        logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.CRITICAL)
     scheduler = asha() if early_stop == "asha" else None
     trainable = tune.with_resources(trial_fn, {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
     if searcher is None:
@@ -267,7 +292,12 @@ def run_trials(specs: list[TrialSpec], study_name: str, study_dir: Path, ledger:
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1), callbacks=[LedgerCallback()],
         ),
     )
-    tuner.fit()
+    try:
+        tuner.fit()
+    except Exception:
+        if storage_failure:  # Tune wraps what a callback raises in a TuneError: give the cause
+            raise storage_failure[0] from None
+        raise
 
 
 def asha():

@@ -42,7 +42,7 @@ import models
 from bench import checkpoint, datasets
 from bench.config import TrainConfig
 from bench.errors import UsageError
-from bench.io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
+from bench.io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl, remove_stale_tmp
 from losses.regularizers import Regularizers
 
 CONFIG = "config.json"
@@ -206,6 +206,8 @@ def train(cfg: TrainConfig, out: str | Path, *, on_checkpoint: CheckpointHook | 
             torch.cuda.set_rng_state(ck["rng_cuda"].cpu(), device)
         step, wall_before = ck["step"], ck["wall_s"]
     if resuming:
+        # A process killed mid-write leaves temporary files (a checkpoint's can be large).
+        remove_stale_tmp(out), remove_stale_tmp(out / checkpoint.CKPT_DIR)
         # Rows logged after the last checkpoint will be logged again, identically: drop them.
         rows = [r for r in read_jsonl(out / METRICS) if r["step"] <= step]
         atomic_write_text(out / METRICS, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from bench.results import COLUMNS
-from tests.conftest import BENCH, run_bench, tree_snapshot
+from tests.conftest import run_bench, tree_snapshot
 
 pytestmark = pytest.mark.slow
 QUICK = ["--steps", "60", "--eval-every", "30", "--samples", "500"]
@@ -92,42 +92,6 @@ def test_bad_space_key_and_foreign_name(tmp_path):
     r = run_bench("run", "--budget", "2", "--dataset", "ring8", "--storage", tmp_path / "st", "--name", "x")
     assert r.returncode == 2 and "holds another study" in r.stderr
     assert tree_snapshot(other) == before
-
-
-def _rows(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(path)
-    except (FileNotFoundError, OSError):
-        return pd.DataFrame()
-
-
-def test_sigkilled_driver_then_resume_runs_every_config_exactly_once(tmp_path):
-    args = ["run", "--budget", "6", "--dataset", "ring8", "--losses", "ns", "--seeds", "2", *QUICK,
-            "--storage", str(tmp_path), "--name", "k", "--max-concurrent", "1"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([*BENCH, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    results = tmp_path / "k" / "results.parquet"
-    deadline = time.time() + 300
-    while len(_rows(results)) < 2:
-        assert proc.poll() is None and time.time() < deadline, "study ended before it could be killed"
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    time.sleep(2)
-    try:  # Ray's own processes of the dead driver: gone with it, like a lost machine
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    before = _rows(results)
-    assert 2 <= len(before) < 8  # killed mid-study
-    r = run_bench("resume", tmp_path / "k", timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    after = pd.read_parquet(results)
-    assert len(after) == 8 and after["trial_id"].is_unique
-    assert sorted(after[after["phase"] == "search"]["config_id"]) == list(range(6))
-    kept = after.set_index("trial_id").loc[before["trial_id"]]
-    pd.testing.assert_frame_equal(kept.reset_index()[before.columns], before, check_dtype=False)
 
 
 def _free_port() -> int:

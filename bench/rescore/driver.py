@@ -24,10 +24,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench.errors import UsageError
+from bench.io import exclusive, remove_stale_tmp
 from bench.rescore.protocol import NO_EXTRACTOR, format_protocol
 from bench.rescore.store import SCORES, ScoreStore
 
 CHECKPOINTS = ("final", "best", "all")
+RESULTS_REQUIRED = ("trial_id", "dataset")  # columns of results.parquet a rescore cannot do without
 LOCK = ".rescore.lock"
 EXTERNAL_ARCH = "external"
 _STEP = re.compile(r"step_(\d+)\.pt$")
@@ -117,9 +119,16 @@ def read_results(study_dir: Path):
     import pandas as pd
 
     try:
-        return pd.read_parquet(path)
+        df = pd.read_parquet(path)
     except Exception as e:
-        raise UsageError(f"cannot read {path} ({(str(e).strip().splitlines() or [type(e).__name__])[0][:160]})") from None
+        why = "not a Parquet file (or a truncated one)" if "magic bytes not found" in str(e) else \
+            (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise UsageError(f"cannot read {path}: {why}") from None
+    missing = [c for c in RESULTS_REQUIRED if c not in df.columns]
+    if missing:
+        raise UsageError(f"{path} lacks column(s) {', '.join(missing)}: not a results table of bench run "
+                         f"(rescore needs {', '.join(RESULTS_REQUIRED)} and checkpoint or checkpoint_best)")
+    return df
 
 
 # ---- scorers and protocols -------------------------------------------------------------------
@@ -263,18 +272,11 @@ def make_rows(job: dict[str, Any], result: dict[str, Any], scorers: dict[str, An
 @contextmanager
 def study_lock(study_dir: Path):
     """One rescore at a time per study (a second one would race for scores.parquet); released by the
-    kernel when the process dies, so a killed driver leaves no stale lock."""
-    import fcntl
-
-    f = open(study_dir / LOCK, "a+")
-    try:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise UsageError(f"another bench rescore is writing {study_dir / SCORES}; wait for it to end") from None
+    kernel when the process dies, so a killed driver leaves no stale lock (its temporary files are
+    removed here)."""
+    with exclusive(study_dir / LOCK, f"another bench rescore is writing {study_dir / SCORES}; wait for it to end"):
+        remove_stale_tmp(study_dir, SCORES)
         yield
-    finally:
-        f.close()
 
 
 def prepare(study_dir: str | Path, opts: Options):

@@ -1,0 +1,341 @@
+"""Reliability: nothing a user ran is lost under kills, full or read-only storage, or load.
+
+Run alone with ``pytest -m reliability``. Every test here drives the real CLI (or the real ledger) in
+a subprocess and kills it with SIGKILL: no mocks. What each test checks after every kill:
+results.parquet is readable (and was readable at every moment a reader looked), every row recorded
+before the kill is still there unchanged, no finished trial runs again, and no temporary file is left.
+The storage tests mount a small tmpfs (root only; skipped elsewhere with the reason).
+"""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.results import read
+from tests.conftest import BENCH, run_bench
+
+pytestmark = [pytest.mark.reliability, pytest.mark.slow]
+QUICK = ["--steps", "60", "--eval-every", "30", "--samples", "500"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def _rows(path: Path) -> pd.DataFrame:
+    return read(path)  # the standard empty table when there is no file yet
+
+
+class Reader(threading.Thread):
+    """Reads results.parquet every 50 ms while a driver writes it; records any read that fails or
+    any row that disappears."""
+
+    def __init__(self, path: Path):
+        super().__init__(daemon=True)
+        self.path, self.reads, self.problems, self.seen = path, 0, [], set()
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            try:
+                ids = set(_rows(self.path)["trial_id"])
+                self.reads += 1
+                if not self.seen <= ids:
+                    self.problems.append(f"rows vanished: {sorted(self.seen - ids)}")
+                self.seen = ids
+            except Exception as e:  # noqa: BLE001 - any failed read is the finding
+                self.problems.append(repr(e))
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join()
+
+
+def _start(*args: str) -> subprocess.Popen:
+    # A session of its own: killing its process group takes Ray's processes too, like a lost machine.
+    return subprocess.Popen([*BENCH, *map(str, args)], env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    time.sleep(1)  # let the kernel reap them and release the study lock
+
+
+def _wait(proc: subprocess.Popen, until, what: str, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while not until():
+        assert proc.poll() is None, f"the driver ended before {what}: {proc.stderr.read()[-2000:]}"
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _stale_tmp(root: Path) -> list[Path]:
+    return [p for p in root.rglob(".*.tmp") if "ray" not in p.relative_to(root).parts]
+
+
+def _finished_run_files(study: Path, trial_ids) -> dict[str, float]:
+    """mtime of every file of the given trials' run directories (a re-run would touch them)."""
+    out = {}
+    for t in trial_ids:
+        for p in (study / "trials" / t).rglob("*"):
+            if p.is_file():
+                out[str(p)] = p.stat().st_mtime_ns
+    return out
+
+
+# ---- the driver killed at every phase --------------------------------------------------------
+
+
+def test_driver_sigkilled_at_every_phase_loses_nothing_and_reruns_nothing(tmp_path):
+    """Kills: before any trial has finished, mid-search, during the seeds phase; then resume to the end."""
+    study = tmp_path / "k"
+    results = study / "results.parquet"
+    trials = study / "trials"
+    reader = Reader(results)
+    reader.start()
+    kept: list[pd.DataFrame] = []
+    try:
+        # 1. before the first trial finishes (it has checkpointed: it is under way)
+        proc = _start("run", "--budget", "3", "--dataset", "ring8", "--losses", "ns", "--seeds", "1", *QUICK,
+                      "--storage", tmp_path, "--name", "k")
+        _wait(proc, lambda: any(trials.glob("*/checkpoints/step_*.pt")), "a first checkpoint")
+        assert len(_rows(results)) == 0
+        _kill(proc)
+        # 2. mid-search: at least one new row, the search not done
+        proc = _start("resume", study)
+        _wait(proc, lambda: len(_rows(results)) >= 1, "a first row")
+        _kill(proc)
+        kept.append(_rows(results))
+        assert 1 <= len(kept[-1]) < 3 and set(kept[-1]["phase"]) == {"search"}
+        # 3. during the seeds phase: a seed trial is under way
+        proc = _start("resume", study)
+        _wait(proc, lambda: any(trials.glob("*-seeds-*/checkpoints/step_*.pt")), "the seeds phase")
+        _kill(proc)
+        kept.append(_rows(results))
+        assert (kept[-1]["phase"] == "search").sum() == 3
+        before_last = _finished_run_files(study, kept[-1]["trial_id"])
+        # 4. resume to the end
+        r = run_bench("resume", study, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+    finally:
+        reader.stop()
+    final = pd.read_parquet(results)
+    assert len(final) == 4 and final["trial_id"].is_unique
+    assert sorted(final.loc[final["phase"] == "search", "config_id"]) == [0, 1, 2]
+    assert list(final.loc[final["phase"] == "seeds", "replicate"]) == [0]
+    for before in kept:  # every row recorded before a kill, unchanged
+        again = final.set_index("trial_id").loc[before["trial_id"]].reset_index()[before.columns]
+        pd.testing.assert_frame_equal(again, before, check_dtype=False)
+    assert _finished_run_files(study, kept[-1]["trial_id"]) == before_last  # finished trials were not re-run
+    assert _stale_tmp(study) == []  # the killed writers' temporary files were removed on resume
+    assert reader.problems == [] and reader.reads > 20
+
+
+# ---- a trial's worker killed -----------------------------------------------------------------
+
+
+def _pids_with(text: str) -> list[int]:
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if text in (d / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(d.name))
+            except OSError:
+                pass
+    return pids
+
+
+def test_sigkilled_worker_restarts_its_trial_from_the_last_checkpoint(tmp_path):
+    study = tmp_path / "w"
+    run_dir = study / "trials" / "ring8-ns-mlp-search-c000"
+    first = run_dir / "checkpoints" / "step_00000100.pt"
+    proc = _start("run", "--budget", "1", "--dataset", "ring8", "--losses", "ns", "--seeds", "0", "--steps", "300",
+                  "--eval-every", "100", "--samples", "300", "--storage", tmp_path, "--name", "w")
+    try:
+        _wait(proc, first.exists, "the first checkpoint")
+        stamp = first.stat().st_mtime_ns
+        workers = _pids_with("ray::ImplicitFunc")
+        assert workers, "no Tune worker process found"
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        killed_at = time.time()
+        assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
+    finally:
+        if proc.poll() is None:
+            _kill(proc)
+    row = pd.read_parquet(study / "results.parquet").iloc[0]
+    assert (row["status"], row["steps"]) == ("ok", 300)
+    assert first.stat().st_mtime_ns == stamp  # step 100 was not trained (or saved) again
+    # The restarted attempt wrote later checkpoints after the kill; the log has every step once.
+    import json
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 300
+    assert (run_dir / "checkpoints" / "step_00000300.pt").stat().st_mtime > killed_at
+
+
+# ---- results.parquet killed mid-rewrite ------------------------------------------------------
+
+WRITER = """
+import os, sys, time
+from bench.results import Ledger
+if sys.argv[2] == "pause":  # stop inside the next rewrite: its temporary file is written, not yet renamed
+    real_fsync = os.fsync
+    def fsync(fd):
+        real_fsync(fd)
+        print("inside", flush=True)
+        time.sleep(60)
+    os.fsync = fsync
+ledger = Ledger(sys.argv[1])
+i = len(ledger.rows)
+while True:
+    ledger.add({"study": "s", "trial_id": f"t{i:05d}", "config_id": i, "fid": float(i), "error": "x" * 200})
+    print(i, flush=True)
+    i += 1
+"""
+
+
+def test_results_parquet_survives_sigkill_mid_rewrite(tmp_path):
+    """A driver killed while it replaces results.parquet: the file is the old or the new table,
+    never a torn one, and no row reported written is lost. Odd kills land at random moments, even
+    ones inside a rewrite for certain (the writer pauses there; the kill is the same SIGKILL)."""
+    rng = random.Random(0)
+    reported = 0
+    for kill in range(10):
+        inside = kill % 2 == 1
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), "pause" if inside else "run"],
+                                stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent,
+                                env={**ENV, "PYTHONPATH": "."})
+        if inside:
+            assert proc.stdout.readline().strip() == "inside"
+        else:
+            for _ in range(rng.randint(5, 40) if kill else 200):  # the first run grows the table
+                reported = int(proc.stdout.readline()) + 1
+            time.sleep(rng.random() * 0.005)
+        proc.kill()
+        proc.wait()
+        df = pd.read_parquet(tmp_path / "results.parquet")  # readable after every kill
+        assert list(df["trial_id"]) == [f"t{i:05d}" for i in range(len(df))]  # no row lost, none twice
+        assert len(df) >= reported
+        if inside:  # the rewrite that was cut left only its temporary file: the table is the previous one
+            assert len(df) == reported and list(tmp_path.glob(".results.parquet.*.tmp"))
+        reported = len(df)
+
+
+# ---- storage that fills up, then turns read-only ---------------------------------------------
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 3 MB tmpfs (one trial of ring8 needs ~1.6 MB: two checkpoints and Tune's copy)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _remount(mnt: Path, opts: str) -> None:
+    for _ in range(50):  # EBUSY while a file is open for writing: retry
+        if subprocess.run(["mount", "-o", f"remount,{opts}", str(mnt)], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"could not remount {mnt} {opts}")
+
+
+def test_full_then_read_only_storage_stops_cleanly_and_resume_finishes(small_fs):
+    study = small_fs / "s"
+    results = study / "results.parquet"
+    # 1. the storage fills up: one line, exit 1, the trials that fit are recorded, no half-written file
+    r = run_bench("run", "--budget", "4", "--dataset", "ring8", "--losses", "ns", "--seeds", "0", *QUICK,
+                  "--storage", small_fs, "--name", "s", timeout=600)
+    assert r.returncode == 1, r.stderr[-3000:]
+    assert r.stderr.count("\n") == 1 and "No space left on device" in r.stderr and "Traceback" not in r.stderr
+    full = _rows(results)
+    assert len(full) < 4 and set(full["status"]) <= {"ok"}  # a trial that could not save is not a "failed" row
+    assert _stale_tmp(study) == []
+    # 2. more space; the storage turns read-only while the study runs
+    _remount(small_fs, "size=64m")
+    proc = _start("resume", study)
+    _wait(proc, lambda: len(_rows(results)) > len(full), "a new row")
+    _remount(small_fs, "ro")
+    assert proc.wait(timeout=300) == 1
+    err = proc.stderr.read()
+    assert err.count("\n") == 1 and "Read-only file system" in err, err[-3000:]
+    frozen = _rows(results)
+    assert len(full) < len(frozen) <= 4
+    # 3. writable again: resume finishes, every earlier row unchanged, each trial once
+    _remount(small_fs, "rw")
+    r = run_bench("resume", study, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    final = pd.read_parquet(results)
+    assert sorted(final["config_id"]) == [0, 1, 2, 3] and (final["status"] == "ok").all()
+    again = final.set_index("trial_id").loc[frozen["trial_id"]].reset_index()[frozen.columns]
+    pd.testing.assert_frame_equal(again, frozen, check_dtype=False)
+    assert _stale_tmp(study) == []
+
+
+# ---- load ------------------------------------------------------------------------------------
+
+LOAD_TRIALS = int(os.environ.get("GAN_BENCH_LOAD_TRIALS", "200"))
+
+
+def _kib(pid: int, field: str) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+@pytest.mark.long
+def test_load_many_tiny_trials_all_recorded_with_bounded_driver_memory(tmp_path):
+    """LOAD_TRIALS (200) tiny ring8 trials on the local Ray: every one a row; the driver's peak
+    memory (VmHWM) is printed, bounded, and does not grow with the number of finished trials."""
+    study = tmp_path / "load"
+    proc = _start("run", "--budget", LOAD_TRIALS, "--dataset", "ring8", "--losses", "ns", "--seeds", "0",
+                  "--steps", "10", "--eval-every", "10", "--metrics", "fid", "--samples", "200",
+                  "--storage", tmp_path, "--name", "load")
+    rss_at: dict[int, int] = {}  # rows finished -> driver RSS (KiB)
+    peak = 0
+    t0 = time.time()
+    while proc.poll() is None:
+        peak = max(peak, _kib(proc.pid, "VmHWM") or 0)
+        rss = _kib(proc.pid, "VmRSS")
+        if rss:
+            rss_at.setdefault(len(_rows(study / "results.parquet")), rss)
+        assert time.time() - t0 < 3600, "load test took over an hour"
+        time.sleep(0.5)
+    wall = time.time() - t0
+    assert proc.returncode == 0, proc.stderr.read()[-3000:]
+    df = pd.read_parquet(study / "results.parquet")
+    assert len(df) == LOAD_TRIALS and df["trial_id"].is_unique and (df["status"] == "ok").all()
+    quarter = min((n for n in rss_at if n >= LOAD_TRIALS // 4), default=None)
+    last = max(rss_at)
+    growth_mib = (rss_at[last] - rss_at[quarter]) / 1024 if quarter is not None else 0.0
+    print(f"\nload: {LOAD_TRIALS} trials, 0 lost, {wall:.0f} s ({wall / LOAD_TRIALS:.2f} s/trial), driver peak "
+          f"{peak / 1024:.0f} MiB, RSS growth from trial {quarter} to {last}: {growth_mib:+.0f} MiB")
+    assert peak < 3 * 1024 * 1024, f"driver peak {peak / 1024:.0f} MiB"
+    assert growth_mib < 200, f"driver memory grew {growth_mib:.0f} MiB over {last - quarter} trials"
