@@ -150,16 +150,24 @@ def test_driver_sigkilled_at_every_phase_loses_nothing_and_reruns_nothing(tmp_pa
 # ---- a trial's worker killed -----------------------------------------------------------------
 
 
-def _pids_with(text: str) -> list[int]:
-    pids = []
+def _descendants(root: int) -> dict[int, str]:
+    """pid -> command line of every process below ``root`` (this study's Ray, not another test's)."""
+    parent, cmd = {}, {}
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                if text in (d / "cmdline").read_bytes().decode(errors="replace"):
-                    pids.append(int(d.name))
-            except OSError:
+                parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmd[int(d.name)] = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except (OSError, IndexError, ValueError):
                 pass
-    return pids
+    found, frontier = {}, [root]
+    while frontier:
+        p = frontier.pop()
+        for child, pp in parent.items():
+            if pp == p and child not in found:
+                found[child] = cmd.get(child, "")
+                frontier.append(child)
+    return found
 
 
 def test_sigkilled_worker_restarts_its_trial_from_the_last_checkpoint(tmp_path):
@@ -171,7 +179,7 @@ def test_sigkilled_worker_restarts_its_trial_from_the_last_checkpoint(tmp_path):
     try:
         _wait(proc, first.exists, "the first checkpoint")
         stamp = first.stat().st_mtime_ns
-        workers = _pids_with("ray::ImplicitFunc")
+        workers = [pid for pid, cmd in _descendants(proc.pid).items() if cmd.startswith("ray::ImplicitFunc")]
         assert workers, "no Tune worker process found"
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
@@ -339,3 +347,30 @@ def test_load_many_tiny_trials_all_recorded_with_bounded_driver_memory(tmp_path)
           f"{peak / 1024:.0f} MiB, RSS growth from trial {quarter} to {last}: {growth_mib:+.0f} MiB")
     assert peak < 3 * 1024 * 1024, f"driver peak {peak / 1024:.0f} MiB"
     assert growth_mib < 200, f"driver memory grew {growth_mib:.0f} MiB over {last - quarter} trials"
+
+
+# ---- configs that diverge --------------------------------------------------------------------
+
+
+def test_diverged_configs_are_rows_and_the_report_counts_them(tmp_path):
+    """A space whose learning rates are absurd (1e10-1e12): LS's squares overflow and config 1 of ls
+    diverges, NS's logits stay finite (a bad but finite FID); config 0, the published defaults, trains.
+    Diverged trials are rows, and `bench status` and the report count them."""
+    space = tmp_path / "explode.toml"
+    space.write_text('extends = "lucic-narrow"\n[params]\nlr = { dist = "loguniform", low = 1e10, high = 1e12 }\n'
+                     'beta1 = { dist = "fixed", value = 0.0 }\n')
+    r = run_bench("run", "--budget", "2", "--dataset", "ring8", "--losses", "ns,ls", "--space", space, "--seeds", "0",
+                  *QUICK, "--storage", tmp_path, "--name", "d", timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    df = pd.read_parquet(tmp_path / "d" / "results.parquet").sort_values(["loss", "config_id"])
+    assert list(df["status"]) == ["ok", "diverged", "ok", "ok"]  # ls c0, ls c1, ns c0, ns c1
+    assert df.loc[df["status"] == "diverged", "hp_lr"].min() >= 1e10
+    assert df["fid_best"].isna().tolist() == [False, True, False, False]
+    status = run_bench("status", tmp_path / "d").stdout.splitlines()  # cell phase done expected ok diverged failed best
+    assert status[0].split()[:7] == ["cell", "phase", "done", "expected", "ok", "diverged", "failed"]
+    search = {line.split()[0]: line.split()[1:7] for line in status[1:] if line.split()[1] == "search"}
+    assert search == {"ring8/ls/mlp": ["search", "2", "2", "1", "1", "0"], "ring8/ns/mlp": ["search", "2", "2", "2", "0", "0"]}
+    r = run_bench("report", tmp_path / "d", "--json", "--resamples", "100")
+    assert r.returncode == 0, r.stderr[-3000:]
+    board = (tmp_path / "d" / "report" / "leaderboard.md").read_text()
+    assert board.count("1 diverged") == 1 and "| ls |" in board, board

@@ -228,6 +228,7 @@ def _read_bytes(b: bytes) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(b))
 
 
+@pytest.mark.reliability
 def test_sigkilled_rescore_loses_nothing_and_finishes(env):
     from bench.rescore import Options, rescore_study
 
