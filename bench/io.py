@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
-
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

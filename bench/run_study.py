@@ -19,7 +19,7 @@ from bench import datasets
 from bench.errors import UsageError
 from bench.io import atomic_write_json
 from bench.results import RESULTS, Ledger, read
-from bench.study import DEFAULT_ARCH, Cell, Study, TrialSpec, cells, make_trial, sample_configs, train_length
+from bench.study import DEFAULT_ARCH, Study, TrialSpec, cells, make_trial, sample_configs, train_length
 
 STUDY = "study.json"
 LOCK = ".driver.lock"

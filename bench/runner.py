@@ -241,7 +241,7 @@ def run_trials(specs: list[TrialSpec], study_name: str, study_dir: Path, ledger:
     def finish(trial: Any, status: str | None, error: str | None = None) -> None:
         spec = spec_of(trial.config)
         res = dict(trial.last_result or {})
-        code, where = res.get("storage_error") or (error is not None and storage_errno(error), str(study_dir))
+        code, where = res.get("storage_error") or (storage_errno(error or ""), str(study_dir))
         if code:
             # The storage failed, not the trial: stop the study without a row, so that resuming
             # (once there is space) runs this trial again from its last checkpoint.

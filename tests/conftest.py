@@ -1,6 +1,11 @@
-"""Shared fixtures: an isolated cache, and a helper to run the real ``bench`` CLI as a subprocess."""
+"""Shared fixtures: an isolated cache, and helpers to run the real ``bench`` CLI: as a subprocess
+(``run_bench``: what a user runs), or in this process (``run_cli``: the same ``bench.cli.main`` without
+the ~4 s of starting Python and torch; for long lists of refused inputs, whose subprocess behaviour
+tests/test_bad_inputs.py covers command by command)."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -31,3 +36,16 @@ def tree_snapshot(path: Path) -> dict[str, bytes]:
     if not path.exists():
         return {}
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """``bench ARGS`` through ``bench.cli.main`` in this process: exit status, stdout, stderr."""
+    from bench.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:  # argparse's own complaints
+            code = e.code
+    return subprocess.CompletedProcess(["bench", *map(str, args)], code, out.getvalue(), err.getvalue())

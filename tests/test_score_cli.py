@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import math
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -13,7 +12,7 @@ from bench.config import TrainConfig
 from bench.errors import UsageError
 from bench.metrics.generator_file import check_archive, load_generator_file
 from bench.train import train
-from tests.conftest import run_bench
+from tests.conftest import run_bench, run_cli
 
 RING = [[math.cos(2 * math.pi * k / 8) * 2, math.sin(2 * math.pi * k / 8) * 2] for k in range(8)]
 
@@ -77,11 +76,11 @@ def _bad_inputs(f) -> dict[str, tuple[list, str]]:
     }
 
 
-def test_bad_input_is_one_line_exit_2(files):
+def test_bad_input_is_one_line_exit_2(files, monkeypatch):
     cases = _bad_inputs(files)
-    env = {"TORCH_HOME": str(files["torch_home"]), "GAN_BENCH_INCEPTION_WEIGHTS": ""}
-    with ThreadPoolExecutor(4) as pool:
-        results = dict(zip(cases, pool.map(lambda c: run_bench("score", *c[0], env=env), cases.values())))
+    monkeypatch.setenv("TORCH_HOME", str(files["torch_home"]))
+    monkeypatch.setenv("GAN_BENCH_INCEPTION_WEIGHTS", "")
+    results = {name: run_cli("score", *c[0]) for name, c in cases.items()}
     for name, r in results.items():
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2, (name, r.returncode, r.stderr[-2000:])

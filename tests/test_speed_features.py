@@ -17,7 +17,7 @@ from bench import checkpoint
 from bench.config import TrainConfig
 from bench.errors import UsageError
 from bench.train import COMPILE_BACKEND_ENV, check_run_dir, train
-from tests.conftest import run_bench, tree_snapshot
+from tests.conftest import run_bench, run_cli, tree_snapshot
 
 
 def _state(out):
@@ -45,7 +45,7 @@ BAD = [
 @pytest.mark.parametrize("extra,needle", BAD, ids=[" ".join(b[0]) for b in BAD])
 def test_bad_flags_one_line_exit_2_nothing_written(tmp_path, extra, needle):
     out = tmp_path / "run"
-    r = run_bench("train", "--steps", "5", "--out", out, *extra)
+    r = run_cli("train", "--steps", "5", "--out", out, *extra)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], r.stderr
@@ -141,6 +141,6 @@ def test_auto_gpus_per_trial_follows_the_measured_packing_table():
 
 def test_gpus_per_trial_flag_validation(tmp_path):
     for value, needle in (("abc", "expected a number or auto, got 'abc'"), ("-1", "--gpus-per-trial must be >= 0")):
-        r = run_bench("run", "--budget", "1", "--dataset", "ring8", f"--gpus-per-trial={value}", "--storage", tmp_path / "s")
+        r = run_cli("run", "--budget", "1", "--dataset", "ring8", f"--gpus-per-trial={value}", "--storage", tmp_path / "s")
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
     assert tree_snapshot(tmp_path) == {}

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from bench.results import COLUMNS
-from tests.conftest import run_bench, tree_snapshot
+from tests.conftest import run_bench, run_cli, tree_snapshot
 
 pytestmark = pytest.mark.slow
 QUICK = ["--steps", "60", "--eval-every", "30", "--samples", "500"]
@@ -73,7 +73,7 @@ BAD = [
 def test_bad_input_is_refused_before_anything_is_written(tmp_path, extra, needle):
     storage = tmp_path / "studies"
     args = ["run", "--budget", "2", "--dataset", "ring8", "--storage", storage, *extra]
-    r = run_bench(*args)
+    r = run_cli(*args)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in r.stderr, r.stderr
@@ -83,13 +83,13 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path, extra, needle
 def test_bad_space_key_and_foreign_name(tmp_path):
     space = tmp_path / "bad.toml"
     space.write_text("[params]\nlearning_rate = { dist = 'fixed', value = 1e-3 }\n")
-    r = run_bench("run", "--budget", "2", "--dataset", "ring8", "--space", space, "--storage", tmp_path / "st")
+    r = run_cli("run", "--budget", "2", "--dataset", "ring8", "--space", space, "--storage", tmp_path / "st")
     assert r.returncode == 2 and "learning_rate" in r.stderr and not (tmp_path / "st").exists()
     other = tmp_path / "st" / "x"
     other.mkdir(parents=True)
     (other / "study.json").write_text(json.dumps({"name": "x", "datasets": ["grid25"]}))
     before = tree_snapshot(other)
-    r = run_bench("run", "--budget", "2", "--dataset", "ring8", "--storage", tmp_path / "st", "--name", "x")
+    r = run_cli("run", "--budget", "2", "--dataset", "ring8", "--storage", tmp_path / "st", "--name", "x")
     assert r.returncode == 2 and "holds another study" in r.stderr
     assert tree_snapshot(other) == before
 

@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import losses
 from bench import checkpoint
 from bench.config import TrainConfig
 from bench.train import train
-from tests.conftest import BENCH, run_bench, tree_snapshot
+from tests.conftest import BENCH, run_bench, run_cli, tree_snapshot
 
 
 def _record(out: Path) -> dict:
@@ -89,6 +88,7 @@ def test_resume_in_process_is_bit_identical(tmp_path, loss):
     assert _losses_of(tmp_path / "whole") == _losses_of(tmp_path / "pieces")
 
 
+@pytest.mark.reliability
 def test_resume_after_sigkill_is_bit_identical(tmp_path):
     args = ["train", "--dataset", "ring8", "--loss", "dragan", "--steps", "1500", "--log-every", "50",
             "--ckpt-every", "100", "--seed", "3"]
@@ -109,6 +109,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     assert _record(killed)["status"] == "ok"
 
 
+@pytest.mark.reliability
 def test_divergence_is_recorded_not_lost(tmp_path):
     out = tmp_path / "run"
     r = run_bench("train", "--dataset", "ring8", "--loss", "ls", "--lr", "1e12", "--beta1", "0", "--steps", "500",
@@ -146,7 +147,7 @@ BAD = [
 @pytest.mark.parametrize("extra,needle", BAD, ids=[" ".join(b[0]) for b in BAD])
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, extra, needle):
     out = tmp_path / "run"
-    r = run_bench("train", "--steps", "5", "--out", out, *extra)
+    r = run_cli("train", "--steps", "5", "--out", out, *extra)
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], r.stderr

@@ -92,7 +92,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fe-weights", help="extractor weights file, e.g. Inception's (default $GAN_BENCH_INCEPTION_WEIGHTS "
                    "or the torch hub cache); an absolute path every node can read")
     p.add_argument("--data-root", help="where real datasets live (default $GAN_BENCH_DATA or ./data)")
-    p.add_argument("--storage", default="studies", help="directory holding studies (default ./studies)")
+    p.add_argument("--storage", default="studies", help="directory holding studies (default ./studies); on a cluster, a path every node shares")
     p.add_argument("--name", help="study name (default: derived from datasets, space, budget and seed)")
     p.add_argument("--seed", type=int, default=0, help="study seed: fixes every config and training seed (default 0)")
     _add_resources(p)
@@ -173,6 +173,9 @@ def run(args: argparse.Namespace) -> int:
 
     study = _study(args)
     resources = _resources(args)
+    if "://" in args.storage:  # Path() would quietly make a local directory named "s3:"
+        raise UsageError(f"--storage {args.storage}: URIs (s3://, gs://, ...) are not supported yet; give a local "
+                         "directory, or on a cluster a path every node shares (NFS)")
     study_dir = Path(args.storage).absolute() / study.name
     info = run_study.validate(study)
     if _wants_auto(args):
