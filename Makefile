@@ -24,10 +24,10 @@ run: $(STAMP)
 		--metrics fid,prc,modes --samples 2000 --storage runs/studies --name ring8-demo; fi
 	$(BIN)/bench report $(DEMO)
 
-# Everything but the tests marked `long` (the 200-trial load test), two test files at a time
-# (most tests wait on subprocesses and Ray): about 13 minutes on 2 cores, against 19 one at a time.
+# Two test files at a time (most tests wait on subprocesses and Ray): about 13 minutes on 2 cores,
+# against 19 one at a time.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not long" tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 # The reliability suite alone (kills, full/read-only storage, bad inputs, security, load), with its figures.
 reliability: $(STAMP)

@@ -91,7 +91,6 @@ def _kib(pid: int, field: str) -> int | None:
     return None
 
 
-@pytest.mark.long
 def test_load_many_tiny_trials_all_recorded_with_bounded_driver_memory(tmp_path):
     """LOAD_TRIALS (200) tiny ring8 trials on the local Ray: every one a row; the driver's peak
     memory (VmHWM) is printed, bounded, and does not grow with the number of finished trials."""
