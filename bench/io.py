@@ -75,6 +75,16 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
+def read_parquet_once(path: str | os.PathLike):
+    """A Parquet file read through one open: a consistent table even while a writer replaces it.
+    (``pd.read_parquet(path)`` opens the file twice, footer first; a replace in between gives the old
+    footer with the new pages: "Page was smaller than expected".)"""
+    import pandas as pd
+
+    with open(path, "rb") as f:
+        return pd.read_parquet(io.BytesIO(f.read()))
+
+
 def remove_stale_tmp(directory: str | os.PathLike, name: str = "*") -> list[Path]:
     """Delete the temporary files a killed writer left in ``directory`` (``.NAME.*.tmp`` from
     ``atomic_write_bytes``; ``name`` narrows it to one target). Call it only as that writer's sole

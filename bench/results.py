@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.io import atomic_write_bytes
+from bench.io import atomic_write_bytes, read_parquet_once
 
 RESULTS = "results.parquet"
 STATUSES = ("ok", "diverged", "failed")
@@ -42,7 +42,7 @@ def read(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
     try:
-        return pd.read_parquet(path)
+        return read_parquet_once(path)
     except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
         from bench.errors import UsageError
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import UsageError
+from bench.io import read_parquet_once
 from bench.results import RESULTS
 
 SUFFIXES = (".parquet", ".csv")
@@ -58,7 +59,7 @@ def read_one(path: str | Path, protocol: str | None = None) -> pd.DataFrame:
         if p.suffix.lower() not in SUFFIXES:
             raise UsageError(f"{path} is not a results table (expected a study directory, a .parquet or a .csv file)")
     try:
-        df = pd.read_csv(f) if f.suffix.lower() == ".csv" else pd.read_parquet(f)
+        df = pd.read_csv(f) if f.suffix.lower() == ".csv" else read_parquet_once(f)
     except Exception as e:  # corrupt or foreign file: one line, no traceback
         kind = "CSV" if f.suffix.lower() == ".csv" else "Parquet"
         raise UsageError(f"cannot read {path} as {kind}: {read_error(e)}") from None

@@ -244,3 +244,23 @@ def test_results_parquet_survives_sigkill_mid_rewrite(tmp_path):
         if inside:  # the rewrite that was cut left only its temporary file: the table is the previous one
             assert len(df) == reported and list(tmp_path.glob(".results.parquet.*.tmp"))
         reported = len(df)
+
+
+def test_results_parquet_reads_are_whole_tables_while_it_is_rewritten(tmp_path):
+    """``bench.results.read`` (used by status, report, rescore and resume) reads through one open, so
+    it never mixes two versions; ``pd.read_parquet(path)`` opens the file twice (footer, then pages)
+    and a replace in between can give "Page was smaller than expected" (the load test met it)."""
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), "run"], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).parent.parent, env={**ENV, "PYTHONPATH": "."})
+    try:
+        while int(proc.stdout.readline()) < 100:
+            pass
+        reads, t0 = 0, time.time()
+        while time.time() - t0 < 5:
+            df = read(tmp_path / "results.parquet")
+            assert list(df["trial_id"]) == [f"t{i:05d}" for i in range(len(df))]
+            reads += 1
+        assert proc.poll() is None and reads > 50  # the writer was rewriting all along
+    finally:
+        proc.kill()
+        proc.wait()

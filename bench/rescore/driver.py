@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench.errors import UsageError
-from bench.io import exclusive, remove_stale_tmp
+from bench.io import exclusive, read_parquet_once, remove_stale_tmp
 from bench.rescore.protocol import NO_EXTRACTOR, format_protocol
 from bench.rescore.store import SCORES, ScoreStore
 
@@ -116,10 +116,8 @@ def read_results(study_dir: Path):
     path = study_dir / RESULTS
     if not path.is_file():
         raise UsageError(f"{study_dir} holds no {RESULTS}: nothing to rescore (run or resume the study first)")
-    import pandas as pd
-
     try:
-        df = pd.read_parquet(path)
+        df = read_parquet_once(path)
     except Exception as e:
         why = "not a Parquet file (or a truncated one)" if "magic bytes not found" in str(e) else \
             (str(e).strip().splitlines() or [type(e).__name__])[0][:160]

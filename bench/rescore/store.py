@@ -16,7 +16,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from bench.errors import UsageError
-from bench.io import atomic_write_bytes
+from bench.io import atomic_write_bytes, read_parquet_once
 
 SCORES = "scores.parquet"
 KEY = ("trial_id", "step", "protocol")
@@ -40,7 +40,7 @@ def read_scores(study_dir: str | Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
     try:
-        return pd.read_parquet(path)
+        return read_parquet_once(path)
     except Exception as e:  # never overwrite a table we cannot read: it holds earlier scores
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         raise UsageError(f"cannot read {path} ({first}); move it away to start a new table") from None
