@@ -85,6 +85,14 @@ def read_parquet_once(path: str | os.PathLike):
         return pd.read_parquet(io.BytesIO(f.read()))
 
 
+def file_in_the_way(path: str | os.PathLike) -> Path | None:
+    """The file, if any, that keeps directory ``path`` from being made: its nearest existing ancestor."""
+    for p in Path(path).absolute().parents:
+        if p.exists():
+            return None if p.is_dir() else p
+    return None
+
+
 def remove_stale_tmp(directory: str | os.PathLike, name: str = "*") -> list[Path]:
     """Delete the temporary files a killed writer left in ``directory`` (``.NAME.*.tmp`` from
     ``atomic_write_bytes``; ``name`` narrows it to one target). Call it only as that writer's sole

@@ -17,7 +17,7 @@ import pandas as pd
 
 from bench import datasets
 from bench.errors import UsageError
-from bench.io import atomic_write_json
+from bench.io import atomic_write_json, file_in_the_way
 from bench.results import RESULTS, Ledger, read
 from bench.study import DEFAULT_ARCH, Study, TrialSpec, cells, make_trial, sample_configs, train_length
 
@@ -95,11 +95,9 @@ def validate(study: Study) -> dict[str, DataInfo]:
 
 def create(study: Study, study_dir: Path) -> None:
     """Write study.json, or accept an identical one (then this is a resume); refuse another study."""
-    for p in (study_dir, *study_dir.parents):
-        if p.exists():
-            if not p.is_dir():
-                raise UsageError(f"{p} is a file, not a directory; choose another --storage or --name")
-            break
+    blocker = study_dir if study_dir.is_file() else file_in_the_way(study_dir)
+    if blocker is not None:
+        raise UsageError(f"{blocker} is a file, not a directory; choose another --storage or --name")
     existing = study_dir / STUDY
     if existing.exists():
         try:

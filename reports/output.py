@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import UsageError
+from bench.io import file_in_the_way
 from bench.io import atomic_write_bytes, atomic_write_text
 from reports import html as H
 from reports import leaderboard as L
@@ -51,11 +52,8 @@ def check_out(out: Path) -> list[str]:
     """Refuse an --out that holds anything but a previous report; return the files it listed."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a directory")
-    for parent in out.absolute().parents:  # a folder below a file could never be made
-        if parent.exists():
-            if not parent.is_dir():
-                raise UsageError(f"--out {out}: {parent} is a file, not a directory")
-            break
+    if (parent := file_in_the_way(out)) is not None:  # a folder below a file could never be made
+        raise UsageError(f"--out {out}: {parent} is a file, not a directory")
     if not out.exists() or not any(out.iterdir()):
         return []
     marker = out / MARKER

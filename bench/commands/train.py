@@ -102,11 +102,10 @@ def _train_config(args: argparse.Namespace):
 
 def check_out_parent(out: Path) -> None:
     """Refuse an --out below a file (its directory could never be made), before anything is done."""
-    for p in Path(out).absolute().parents:
-        if p.exists():
-            if not p.is_dir():
-                raise UsageError(f"--out {out}: {p} is a file, not a directory; choose an --out in a directory")
-            return
+    from bench.io import file_in_the_way
+
+    if (p := file_in_the_way(out)) is not None:
+        raise UsageError(f"--out {out}: {p} is a file, not a directory; choose an --out in a directory")
 
 
 def run(args: argparse.Namespace) -> int:
