@@ -26,7 +26,9 @@ NOT_IDENTITY = ("steps", "device", "log_every", "ckpt_every", "data_root",
                 "metrics", "eval_samples", "feature_extractor", "fe_weights",
                 # torch.compile fuses kernels: the same model and algorithm, rounding may differ (like
                 # another GPU); precision, by contrast, is part of the run (bf16 changes the numerics)
-                "compile")
+                "compile",
+                # a CUDA graph replays the same kernels as the eager step (bench.cuda_graph)
+                "cuda_graphs")
 
 
 @dataclass
@@ -56,6 +58,7 @@ class TrainConfig:
     # Hot path (bench.train): fp32 everywhere, or bf16 autocast on a CUDA GPU; torch.compile of G and D.
     precision: str = "fp32"
     compile: bool = False
+    cuda_graphs: bool = False  # capture the whole step once as a CUDA graph and replay it (bench.cuda_graph)
     # Scoring at every checkpoint into scores.jsonl (bench.metrics); does not change what is trained.
     metrics: list[str] = field(default_factory=list)  # empty: no scoring; ["default"]: the dataset's metrics
     eval_samples: int | None = None  # None: the metrics' default sample count
@@ -128,6 +131,7 @@ class TrainConfig:
         need(self.device in DEVICES, f"unknown device '{self.device}'; known: {', '.join(DEVICES)}")
         need(self.precision in PRECISIONS, f"unknown precision '{self.precision}'; known: {', '.join(PRECISIONS)}")
         need(isinstance(self.compile, bool), f"compile must be true or false, got {self.compile!r}")
+        need(isinstance(self.cuda_graphs, bool), f"cuda_graphs must be true or false, got {self.cuda_graphs!r}")
         need(_finite(self.r1_gamma) and self.r1_gamma >= 0, f"r1 gamma must be >= 0, got {self.r1_gamma!r}")
         need(_finite(self.noise_std) and self.noise_std >= 0, f"instance noise std must be >= 0, got {self.noise_std!r}")
         need(isinstance(self.noise_anneal_steps, int) and self.noise_anneal_steps >= 0,

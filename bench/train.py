@@ -41,6 +41,7 @@ import losses
 import models
 from bench import checkpoint, datasets
 from bench.config import TrainConfig
+from bench.cuda_graph import GraphedStep
 from bench.errors import UsageError
 from bench.io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl, remove_stale_tmp
 from losses.regularizers import Regularizers
@@ -93,10 +94,16 @@ def check_precision(precision: str, device: torch.device) -> None:
         raise UsageError(f"precision bf16 needs a CUDA GPU (device is {device.type}); use --precision fp32")
 
 
-def autocast(precision: str) -> contextlib.AbstractContextManager:
-    """The context the forward passes run in: bf16 autocast on CUDA, or nothing (fp32)."""
+def check_cuda_graphs(on: bool, device: torch.device) -> None:
+    if on and device.type != "cuda":
+        raise UsageError(f"--cuda-graphs needs a CUDA GPU (device is {device.type}); run without it")
+
+
+def autocast(precision: str, cache: bool = True) -> contextlib.AbstractContextManager:
+    """The context the forward passes run in: bf16 autocast on CUDA, or nothing (fp32).
+    ``cache=False`` inside a CUDA graph capture (autocast's cast cache must not outlive the capture)."""
     if precision == "bf16":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext()
 
 
@@ -116,7 +123,8 @@ def prepare_cuda(G: torch.nn.Module, D: torch.nn.Module, device: torch.device) -
 
 def adam(params, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
     fused = True if device.type == "cuda" and CUDA_FUSED_ADAM else None
-    return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
+    # capturable: the step count stays on the device, as a CUDA graph capture of optimizer.step() needs
+    return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused, capturable=cfg.cuda_graphs)
 
 
 def compiled(G: torch.nn.Module, D: torch.nn.Module, on: bool) -> tuple[Callable, Callable]:
@@ -166,6 +174,7 @@ def train(cfg: TrainConfig, out: str | Path, *, on_checkpoint: CheckpointHook | 
     resuming = check_run_dir(out, cfg) is not None
     device = pick_device(cfg.device)
     check_precision(cfg.precision, device)
+    check_cuda_graphs(cfg.cuda_graphs, device)
 
     # Everything that can fail on bad input happens before the first write.
     data = datasets.get(cfg.dataset, root=cfg.data_root, resolution=cfg.resolution).to(device)
@@ -232,48 +241,56 @@ def train(cfg: TrainConfig, out: str | Path, *, on_checkpoint: CheckpointHook | 
         })
         return path
 
+    def train_step(at: int | torch.Tensor) -> torch.Tensor:
+        """One generator step at step ``at``: n_disc D steps on fresh real and fake batches, then one
+        G step. Returns (d_loss, g_loss) on the device. ``at`` is a device tensor when the step is
+        captured in a CUDA graph (it then only feeds the instance-noise schedule)."""
+        D.requires_grad_(True)
+        for _ in range(cfg.n_disc):
+            with autocast(amp, cache=not cfg.cuda_graphs):
+                real = regs.perturb(data.sample(cfg.batch_size), at)
+                with torch.no_grad():
+                    fake = regs.perturb(g_fwd(sample_z(cfg.batch_size, cfg, device)), at)
+                real_out, fake_out = d_fwd(real).float(), d_fwd(fake).float()  # .float(): a no-op in fp32
+                d_loss = _plus(_plus(loss.d_loss(real_out, fake_out), loss.penalty(D, real, fake)), regs.d_penalty(D, real))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            loss.after_d_step(D, real_out.detach(), fake_out.detach())
+        # G: D's weights are frozen so no D gradients are computed.
+        D.requires_grad_(False)
+        with autocast(amp, cache=not cfg.cuda_graphs):
+            fake_out = d_fwd(regs.perturb(g_fwd(sample_z(cfg.batch_size, cfg, device)), at)).float()
+            real_out = d_fwd(regs.perturb(data.sample(cfg.batch_size), at)).float() if loss.g_uses_real else None
+            g_loss = loss.g_loss(fake_out, real_out)
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        return torch.stack((d_loss.detach(), g_loss.detach()))
+
+    # The same step replayed from a CUDA graph: one launch instead of hundreds (bench.cuda_graph).
+    step_fn = GraphedStep(train_step, device) if cfg.cuda_graphs else train_step
+
     t0 = time.perf_counter()
-    window: list[torch.Tensor] = []  # per-step d_loss, g_loss (no kernel per step), fetched once per log window
+    window: list[torch.Tensor] = []  # per-step (d_loss, g_loss) on the device, fetched once per log window
     window_t0, window_start = t0, step
     status, diverged_at, last = "ok", None, {}
     last_ck = cks[-1] if cks else None
     G.train(), D.train()
     try:
         while step < cfg.steps:
-            # -- D: n_disc steps on fresh real and fake batches --------------------------------------
-            D.requires_grad_(True)
-            for _ in range(cfg.n_disc):
-                with autocast(amp):
-                    real = regs.perturb(data.sample(cfg.batch_size), step)
-                    with torch.no_grad():
-                        fake = regs.perturb(g_fwd(sample_z(cfg.batch_size, cfg, device)), step)
-                    real_out, fake_out = d_fwd(real).float(), d_fwd(fake).float()  # .float(): a no-op in fp32
-                    d_loss = _plus(_plus(loss.d_loss(real_out, fake_out), loss.penalty(D, real, fake)), regs.d_penalty(D, real))
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                opt_d.step()
-                loss.after_d_step(D, real_out.detach(), fake_out.detach())
-            # -- G: one step; D's weights are frozen so no D gradients are computed ------------------
-            D.requires_grad_(False)
-            with autocast(amp):
-                fake_out = d_fwd(regs.perturb(g_fwd(sample_z(cfg.batch_size, cfg, device)), step)).float()
-                real_out = d_fwd(regs.perturb(data.sample(cfg.batch_size), step)).float() if loss.g_uses_real else None
-                g_loss = loss.g_loss(fake_out, real_out)
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
+            window.append(step_fn(step))
             step += 1
-            window += (d_loss.detach(), g_loss.detach())
 
             at_ckpt = step % cfg.ckpt_every == 0 or step == cfg.steps
             if step % cfg.log_every == 0 or at_ckpt:
                 # One host sync per window: the losses and the NaN check travel together.
-                values = torch.stack(window).view(-1, 2).double().cpu()
+                values = torch.stack(window).double().cpu()
                 finite = torch.isfinite(values).all(dim=1)
                 now = time.perf_counter()
                 mean = values.mean(0).tolist()
                 last = {"d_loss": mean[0], "g_loss": mean[1], **loss.log_values()}
-                row = {"step": step, **last, "steps_per_s": len(window) // 2 / max(now - window_t0, 1e-9),
+                row = {"step": step, **last, "steps_per_s": len(window) / max(now - window_t0, 1e-9),
                        "wall_s": wall_before + now - t0}
                 window, window_t0 = [], now
                 if not bool(finite.all()):

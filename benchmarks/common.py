@@ -78,8 +78,11 @@ def bare_loop(cfg, steps: int, *, channels_last: bool | None = None, fused: bool
         if (T.CUDA_CHANNELS_LAST if channels_last is None else channels_last) and T.has_conv(G, D):
             G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     use_fused = cuda and (T.CUDA_FUSED_ADAM if fused is None else fused)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=use_fused or None)
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=use_fused or None)
+    graphs = cfg.cuda_graphs
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=use_fused or None,
+                             capturable=graphs)
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=use_fused or None,
+                             capturable=graphs)
     gf, df = (torch.compile(G), torch.compile(D)) if cfg.compile else (G, D)
     B, zd = cfg.batch_size, cfg.z_dim
     if ds.kind == "images":
@@ -96,13 +99,12 @@ def bare_loop(cfg, steps: int, *, channels_last: bool | None = None, fused: bool
     def z():
         return torch.rand(B, zd, device=device) * 2 - 1
 
-    amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cfg.precision == "bf16" else None
+    amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not graphs)) if cfg.precision == "bf16" else None
     from contextlib import nullcontext
 
     ctx = amp or nullcontext
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(steps):
+
+    def step():
         D.requires_grad_(True)
         for _ in range(cfg.n_disc):
             with ctx():
@@ -126,6 +128,24 @@ def bare_loop(cfg, steps: int, *, channels_last: bool | None = None, fused: bool
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
+
+    sync(device)
+    t = time.perf_counter()
+    if not graphs:
+        for _ in range(steps):
+            step()
+    else:  # the PyTorch notes' whole-network capture: 3 eager steps on a side stream, capture, replay
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                step()
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            step()
+        for _ in range(steps - 3):
+            graph.replay()
     sync(device)
     return time.perf_counter() - t
 

@@ -1,6 +1,6 @@
 """Metrics speed on this machine: features/s per extractor, and what the reference cache saves.
 
-    python benchmarks/metrics_speed.py [--checkpoints 10] [--inception-images 16]
+    python benchmarks/metrics_speed.py [--checkpoints 10] [--inception-images 16] [--device cuda]
 
 1. Features per second of each extractor: identity (10,000 2-D points and 1,797 digits),
    digits-cnn (1,797 digits), inception-v3-compat (random weights, a few 8x8 digits, which
@@ -34,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoints", type=int, default=10)
     ap.add_argument("--inception-images", type=int, default=16)
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where extractors and scoring run (default cpu)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="gan-bench-metrics-"))
     os.environ["GAN_BENCH_CACHE"] = str(tmp / "cache")
@@ -48,12 +49,14 @@ def main() -> None:
     from bench.metrics.feature_extractor_inception import write_random_inception_weights
     from bench.train import train
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
+    device = torch.device(args.device)
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if device.type == "cuda" else ""
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs{gpu}; device {device}")
     digits = datasets.get("digits").uint8()
     points = datasets.get("ring8").real(10_000)
     weights = str(write_random_inception_weights(tmp / "inception.pth"))
-    ident, cnn = get_extractor("identity"), get_extractor("digits-cnn")
-    incep = get_extractor("inception-v3-compat", weights)
+    ident, cnn = get_extractor("identity", None, device), get_extractor("digits-cnn", None, device)
+    incep = get_extractor("inception-v3-compat", weights, device)
     few = digits[: args.inception_images]
     print("\n1. features per second")
     for name, ex, x in (("identity, 2-D points", ident, points), ("identity, digits 8x8", ident, digits),
@@ -64,7 +67,7 @@ def main() -> None:
 
     run = tmp / "run"
     k = args.checkpoints
-    train(TrainConfig(dataset="digits", arch="infogan", steps=k, log_every=1, ckpt_every=1, n_disc=1, device="cpu"), run)
+    train(TrainConfig(dataset="digits", arch="infogan", steps=k, log_every=1, ckpt_every=1, n_disc=1, device=args.device), run)
     cks = list_checkpoints(run)
     print(f"\n2. scoring {len(cks)} checkpoints of a digits run, real side cached vs recomputed each time")
     setups = (("digits-cnn, default metrics, 1,797 vs 1,797", dict(extractor="digits-cnn")),
@@ -76,7 +79,7 @@ def main() -> None:
         for ck in cks:  # interleaved, so that load from other processes hits both alike
             for cache in (True, False):
                 t = time.perf_counter()
-                score_checkpoint(ck, cache=cache, **kw)
+                score_checkpoint(ck, cache=cache, device=device, **kw)
                 times[cache] += time.perf_counter() - t
         print(f"  {name}\n    cached {times[True]:.1f} s, uncached {times[False]:.1f} s, "
               f"cached/uncached time ratio {times[True] / times[False]:.3f} (speed-up {times[False] / times[True]:.2f}x)")

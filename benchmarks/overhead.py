@@ -4,6 +4,7 @@
     python benchmarks/overhead.py --device cuda         # GPU: infogan at 32 and 64 px, fp32 and bf16
     python benchmarks/overhead.py --device cuda --ab    # + bare loop with channels_last / fused Adam off
     python benchmarks/overhead.py --device cuda --compile   # + both with torch.compile (last case, last precision)
+    python benchmarks/overhead.py --device cuda --cuda-graphs   # + every setting with both sides as CUDA graphs
 
 Both sides train the same models (``models.build``), loss (``losses.get``, default ns), batch (64) and
 hot-path settings (see benchmarks/common.py); the harness adds its logging, NaN check, run directory
@@ -39,6 +40,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, help="torch threads on CPU (default: torch's)")
     ap.add_argument("--ab", action="store_true", help="also time the bare loop without channels_last / fused Adam")
     ap.add_argument("--compile", action="store_true", help="also time both with torch.compile (last case and precision)")
+    ap.add_argument("--cuda-graphs", action="store_true",
+                    help="also time every setting with the whole step captured as a CUDA graph, on both sides")
     args = ap.parse_args()
 
     import torch
@@ -62,17 +65,20 @@ def main() -> None:
         parts = case.split(":")
         res = int(parts[2]) if len(parts) > 2 else None
         for prec in precisions:
-            settings.append((parts[0], parts[1], res, prec, False))
+            settings.append((parts[0], parts[1], res, prec, False, False))
+            if args.cuda_graphs:
+                settings.append((parts[0], parts[1], res, prec, False, True))
     if args.compile:
-        settings.append(settings[-1][:4] + (True,))
+        settings.append(settings[-1][:4] + (True, False))
 
     tmp = Path(tempfile.mkdtemp(prefix="gan-bench-overhead-"))
     rows = []
     try:
-        for dataset, arch, res, prec, comp in settings:
+        for dataset, arch, res, prec, comp, graphs in settings:
             cfg = TrainConfig(dataset=dataset, arch=arch, loss=args.loss, resolution=res, steps=steps, ckpt_every=steps,
-                              device=str(device.type), precision=prec, compile=comp, seed=0)
-            name = f"{dataset}:{arch}" + (f":{res}" if res else "") + f" {prec}" + (" compile" if comp else "")
+                              device=str(device.type), precision=prec, compile=comp, cuda_graphs=graphs, seed=0)
+            name = (f"{dataset}:{arch}" + (f":{res}" if res else "") + f" {prec}" + (" compile" if comp else "")
+                    + (" graphs" if graphs else ""))
             k = 0
 
             def harness() -> dict:
@@ -118,6 +124,12 @@ def main() -> None:
               f"{r['ckpt_s']:>7.2f} {r['ckpt_mb']:>8.1f}")
     print("ratio = harness/bare steps/s (medians; target >= 0.97). setup: dataset + models before the loop, once per"
           " trial; ckpt: one checkpoint write (G, D, both Adam states)")
+    eager = {r["name"]: r for r in rows}
+    for r in rows:
+        if r["name"].endswith(" graphs") and r["name"][:-len(" graphs")] in eager:
+            e = eager[r["name"][:-len(" graphs")]]
+            print(f"CUDA graphs, {r['name'][:-len(' graphs')]}: harness {r['harness'] / e['harness']:.2f}x the eager "
+                  f"harness's steps/s, bare {r['bare'] / e['bare']:.2f}x the eager bare loop's (same run, settings timed in turn)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Packing trials on one GPU: trials/hour for infogan at 32 and 64 px with 1, 2, 4 and 8 trials at once.
 
-    python benchmarks/packing.py [--resolutions 32,64] [--packings 1,2,4,8] [--precision bf16] [--steps 2000]
+    python benchmarks/packing.py [--resolutions 32,64] [--packings 1,2,4,8] [--precision bf16] [--steps 2000] [--cuda-graphs]
 
 Each trial is one ``bench.train.train`` call (ns loss, published defaults, batch 64, one checkpoint at
 its end) in its own process, as Ray runs trials with a fractional ``--gpus-per-trial``: Ray itself
@@ -25,14 +25,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def _config(res: int, steps: int, precision: str, compile_: bool, device: str):
+def _config(res: int, steps: int, precision: str, compile_: bool, device: str, graphs: bool = False):
     from bench.config import TrainConfig
 
     return TrainConfig(dataset="bench-rgb", arch="infogan", loss="ns", resolution=res, steps=steps, ckpt_every=steps,
-                       device=device, precision=precision, compile=compile_, seed=0)
+                       device=device, precision=precision, compile=compile_, cuda_graphs=graphs, seed=0)
 
 
-def worker(idx: int, res: int, precision: str, compile_: bool, device: str, tmp: str, tasks, results) -> None:
+def worker(idx: int, res: int, precision: str, compile_: bool, graphs: bool, device: str, tmp: str, tasks, results) -> None:
     import torch
 
     from common import harness_run, register_synthetic
@@ -40,7 +40,7 @@ def worker(idx: int, res: int, precision: str, compile_: bool, device: str, tmp:
     torch.set_num_threads(1)
     register_synthetic()
     out = Path(tmp) / f"w{idx}"
-    harness_run(_config(res, 100, precision, compile_, device), out / "warm")  # CUDA context, cuDNN autotuning, caches
+    harness_run(_config(res, 100, precision, compile_, device, graphs), out / "warm")  # CUDA context, cuDNN autotuning, caches
     shutil.rmtree(out / "warm", ignore_errors=True)
     results.put(("ready", idx, None))
     while True:
@@ -51,7 +51,7 @@ def worker(idx: int, res: int, precision: str, compile_: bool, device: str, tmp:
         d = out / f"n{n}"
         time.sleep(max(0.0, start_at - time.time()))
         t0 = time.time()
-        r = harness_run(_config(res, steps, precision, compile_, device), d)
+        r = harness_run(_config(res, steps, precision, compile_, device, graphs), d)
         r.update(t0=t0, t1=time.time())
         shutil.rmtree(d, ignore_errors=True)
         results.put(("done", idx, r))
@@ -76,6 +76,7 @@ def main() -> None:
     ap.add_argument("--packings", default="1,2,4,8")
     ap.add_argument("--precision", default="bf16", help="fp32 or bf16 (default bf16)")
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--cuda-graphs", action="store_true", help="each trial replays its step as a CUDA graph")
     ap.add_argument("--steps", type=int, default=2000, help="steps per trial (default 2000)")
     ap.add_argument("--device", default="cuda", help="cuda (default); cpu only to try the script out")
     args = ap.parse_args()
@@ -88,7 +89,7 @@ def main() -> None:
         sys.exit("packing.py measures trials per GPU: no CUDA GPU here")
     packings = [int(x) for x in args.packings.split(",")]
     print(f"machine: {machine()}")
-    print(f"infogan, ns, batch 64, {args.precision}{', compile' if args.compile else ''}, trials of {args.steps} steps "
+    print(f"infogan, ns, batch 64, {args.precision}{', compile' if args.compile else ''}{', CUDA graphs' if args.cuda_graphs else ''}, trials of {args.steps} steps "
           "(one checkpoint each), one process per trial\n", flush=True)
     ctx = mp.get_context("spawn")
     table = []
@@ -96,7 +97,7 @@ def main() -> None:
         tmp = tempfile.mkdtemp(prefix="gan-bench-packing-")
         tasks = [ctx.Queue() for _ in range(max(packings))]
         results = ctx.Queue()
-        procs = [ctx.Process(target=worker, args=(i, res, args.precision, args.compile, args.device, tmp, tasks[i], results))
+        procs = [ctx.Process(target=worker, args=(i, res, args.precision, args.compile, args.cuda_graphs, args.device, tmp, tasks[i], results))
                  for i in range(max(packings))]
         t = time.time()
         for p in procs:

@@ -40,7 +40,7 @@ CHECKPOINTS = 5
 EVAL_SAMPLES = 10_000
 
 
-def measure_steps(device: str, precision: str, res: int, steps: int, tmp: Path) -> dict:
+def measure_steps(device: str, precision: str, res: int, steps: int, tmp: Path, graphs: bool = False) -> dict:
     import losses
 
     from bench.config import TrainConfig
@@ -50,7 +50,8 @@ def measure_steps(device: str, precision: str, res: int, steps: int, tmp: Path) 
     for loss in LOSSES:
         for nd in sorted({1, 5, losses.get(loss).published["n_disc"]}):
             cfg = TrainConfig(dataset="bench-rgb", arch="infogan", loss=loss, resolution=res, steps=steps,
-                              ckpt_every=steps, n_disc=nd, device=device, precision=precision, seed=0)
+                              ckpt_every=steps, n_disc=nd, device=device, precision=precision, cuda_graphs=graphs,
+                              seed=0)
             if not per:  # warm-up: CUDA context, cuDNN autotuning
                 harness_run(TrainConfig(**{**cfg.to_dict(), "steps": 50, "ckpt_every": 50}), tmp / "warm")
             out = tmp / f"{loss}-{nd}"
@@ -88,6 +89,35 @@ def measure_scoring(device: str, res: int, n: int, metrics: list[str], tmp: Path
     return {"ref_s": ref_s, "score_s": min(times), "all": times}
 
 
+ADAM_BYTES = 28  # fused fp32 Adam per parameter: reads param, grad, exp_avg, exp_avg_sq; writes param and both moments
+
+
+def optimizer_floor(device: str, res: int) -> dict:
+    """A lower bound on one study step's time from memory traffic alone: the bytes the Adam updates
+    must move (counted from infogan's parameters at ``res`` px) over this device's measured copy
+    bandwidth. Forward and backward passes, which also read the weights, come on top."""
+    import torch
+
+    import models
+
+    G, D = models.build("infogan", models.DataSpec("images", (3, res, res)), 64, "batch")
+    n_g, n_d = (sum(p.numel() for p in m.parameters()) for m in (G, D))
+    x = torch.empty(2**28, dtype=torch.uint8, device=device)  # 256 MiB
+    y = torch.empty_like(x)
+    for _ in range(3):
+        y.copy_(x)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t, k = time.perf_counter(), 20
+    for _ in range(k):
+        y.copy_(x)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    bw = 2 * x.numel() * k / (time.perf_counter() - t)  # bytes read + written per second
+    per = {nd: ADAM_BYTES * (nd * n_d + n_g) / bw for nd in (1, 5)}
+    return {"n_g": n_g, "n_d": n_d, "bw": bw, "per": per}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--packing", type=float, default=1.0, help="trials/hour speed-up from packing (benchmarks/packing.py)")
@@ -98,7 +128,10 @@ def main() -> None:
     ap.add_argument("--ckpt-s", type=float, help="seconds per checkpoint write")
     ap.add_argument("--setup-s", type=float, help="seconds of setup per trial (dataset, models)")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--floor", action="store_true",
+                    help="also print the study's GPU-hours at the memory floor of its optimizer updates (measured bandwidth)")
     ap.add_argument("--precision", help="fp32 or bf16 (default: bf16 on CUDA, fp32 on CPU)")
+    ap.add_argument("--cuda-graphs", action="store_true", help="measure steps replayed as CUDA graphs (bench train --cuda-graphs)")
     ap.add_argument("--resolution", type=int, default=64, help="measure at this size (64 = CelebA; smaller only for a smoke test)")
     ap.add_argument("--steps", type=int, default=300, help="steps per measured run (default 300)")
     ap.add_argument("--samples", type=int, default=EVAL_SAMPLES, help="samples per scored checkpoint (default 10,000)")
@@ -118,8 +151,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="gan-bench-projection-"))
     try:
         if args.step_s is None:
-            print(f"measuring the harness loop: infogan {args.resolution} px, {precision}, {args.steps} steps per run", flush=True)
-            m = measure_steps(device.type, precision, args.resolution, args.steps, tmp)
+            print(f"measuring the harness loop: infogan {args.resolution} px, {precision}"
+                  f"{', CUDA graphs' if args.cuda_graphs else ''}, {args.steps} steps per run", flush=True)
+            m = measure_steps(device.type, precision, args.resolution, args.steps, tmp, args.cuda_graphs)
             import losses
 
             per_loss = {}
@@ -127,7 +161,7 @@ def main() -> None:
                 pub = losses.get(loss).published["n_disc"]
                 per_loss[loss] = (m["per"][loss, pub] + (CONFIGS - 1) * (m["per"][loss, 1] + m["per"][loss, 5]) / 2) / CONFIGS
             step_s = statistics.mean(per_loss.values())
-            src_step = f"measured here ({device.type}, {precision}, {args.resolution} px)"
+            src_step = f"measured here ({device.type}, {precision}, {args.resolution} px{', CUDA graphs' if args.cuda_graphs else ''})"
         else:
             step_s, per_loss, m, src_step = args.step_s, None, {}, "given"
         ckpt_s = args.ckpt_s if args.ckpt_s is not None else m.get("ckpt_s", 0.0)
@@ -166,6 +200,14 @@ def main() -> None:
     print(f"  packing           {args.packing:g}x (trials per GPU speed-up; applied to training, checkpoints, setup)")
     print(f"  GPU-hours         training {train_h:.1f} + checkpoints {ckpt_h:.1f} + setup {setup_h:.1f}, / {args.packing:g}"
           f" = {(train_h + ckpt_h + setup_h) / args.packing:.1f}; scoring {score_h:.1f}")
+    if args.floor:
+        f = optimizer_floor(device.type, args.resolution)
+        floor_s = (f["per"][1] + f["per"][5]) / 2  # n_disc 1 or 5 with equal odds (lucic-wide)
+        print(f"  memory floor      Adam alone moves {ADAM_BYTES} B x ({f['n_d'] / 1e6:.1f}M D params x n_disc + "
+              f"{f['n_g'] / 1e6:.1f}M G params) per step; at the measured {f['bw'] / 1e12:.2f} TB/s that is "
+              f"{1000 * f['per'][1]:.2f} ms (n_disc 1) / {1000 * f['per'][5]:.2f} ms (n_disc 5): the study's training "
+              f"needs >= {trials * STEPS * floor_s / 3600:.1f} GPU-hours on this device before any forward or backward "
+              "pass, whatever the packing (packing shares the same memory bandwidth)")
     bound = " (lower bound: scoring left out)" if args.no_scoring else ""
     print(f"  TOTAL             {total:.1f} GPU-hours{bound} on the device the rates come from (target <= 24 H100-hours: "
           f"{'met' if total <= 24 else 'not met'} if that device is an H100)")

@@ -15,8 +15,6 @@ step's outputs. compare_gan v1 did not clip k_t; the paper does (k_t in [0, 1]).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -35,23 +33,37 @@ class BEGAN(Loss):
 
     def __init__(self, **params: float) -> None:
         super().__init__(**params)
-        self.k_t = 0.0
-        self.convergence: float | None = None  # M of the last D step
+        # k_t and M live in 0-d float64 tensors on D's device, updated in place: the update needs no
+        # host sync per D step and can be captured in a CUDA graph (bench.train, cuda_graphs). float64
+        # keeps the arithmetic of the Python floats this used to be.
+        self._k = torch.zeros((), dtype=torch.float64)
+        self._m: Tensor | None = None  # M of the last D step
+
+    @property
+    def k_t(self) -> float:
+        return float(self._k)
+
+    def _k_on(self, device: torch.device) -> Tensor:
+        if self._k.device != device:  # once, at the first step: moved, then only updated in place
+            self._k = self._k.to(device)
+        return self._k
 
     def d_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
-        return flat(real_out).mean() - self.k_t * flat(fake_out).mean()
+        fake = flat(fake_out).mean()
+        return flat(real_out).mean() - self._k_on(fake.device).to(fake.dtype) * fake  # k_t cast as a Python float would be
 
     def g_loss(self, fake_out: Tensor, real_out: Tensor | None = None) -> Tensor:
         return flat(fake_out).mean()
 
     @torch.no_grad()
     def after_d_step(self, D: torch.nn.Module, real_out: Tensor, fake_out: Tensor) -> None:
-        l_real = float(flat(real_out).mean())
-        l_fake = float(flat(fake_out).mean())
+        k = self._k_on(real_out.device)
+        l_real = flat(real_out).mean().double()
+        l_fake = flat(fake_out).mean().double()
         balance = self.hp["gamma"] * l_real - l_fake
-        self.convergence = l_real + abs(balance)
-        if math.isfinite(balance):  # a NaN step leaves k_t a valid number (the loss shows the NaN)
-            self.k_t = min(max(self.k_t + self.hp["lambda_k"] * balance, 0.0), 1.0)
+        self._m = l_real + balance.abs()
+        # A NaN step leaves k_t a valid number (the loss shows the NaN).
+        k.copy_(torch.where(balance.isfinite(), (k + self.hp["lambda_k"] * balance).clamp(0.0, 1.0), k))
 
     def state_dict(self) -> dict[str, float]:
         return {"k_t": self.k_t}
@@ -62,10 +74,10 @@ class BEGAN(Loss):
         k = float(state["k_t"])
         if not 0.0 <= k <= 1.0:
             raise ValueError(f"began: k_t must be in [0, 1], got {k!r}")
-        self.k_t = k
+        self._k.fill_(k)
 
     def log_values(self) -> dict[str, float]:
         values = {"k_t": self.k_t}
-        if self.convergence is not None:
-            values["M"] = self.convergence
+        if self._m is not None:
+            values["M"] = float(self._m)
         return values

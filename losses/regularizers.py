@@ -44,9 +44,9 @@ def annealed_noise_std(sigma0: float, step: int, anneal_steps: int) -> float:
     return float(sigma0) * max(0.0, 1.0 - step / anneal_steps)
 
 
-def add_instance_noise(x: Tensor, std: float) -> Tensor:
-    """x + std * N(0, 1) noise; ``x`` itself (and no RNG draw) when std == 0."""
-    if std == 0:
+def add_instance_noise(x: Tensor, std: float | Tensor) -> Tensor:
+    """x + std * N(0, 1) noise; ``x`` itself (and no RNG draw) when std is the float 0."""
+    if isinstance(std, float) and std == 0:
         return x
     return x + std * torch.randn_like(x)
 
@@ -79,9 +79,15 @@ class Regularizers:
             return 0.0
         return r1_penalty(D, real, self.r1_gamma)
 
-    def noise_std_at(self, step: int) -> float:
+    def noise_std_at(self, step: int | Tensor) -> float | Tensor:
+        """sigma_t. ``step`` may be a step counter on the device (a training step captured in a CUDA
+        graph, bench.train): then an annealed sigma_t is computed on the device, as a tensor."""
+        if isinstance(step, Tensor) and self.noise_std > 0 and self.noise_anneal_steps > 0:
+            return self.noise_std * (1.0 - step / self.noise_anneal_steps).clamp(min=0.0)
+        if isinstance(step, Tensor):
+            return self.noise_std  # constant (or off): the step does not matter
         return annealed_noise_std(self.noise_std, step, self.noise_anneal_steps)
 
-    def perturb(self, x: Tensor, step: int) -> Tensor:
+    def perturb(self, x: Tensor, step: int | Tensor) -> Tensor:
         """A D input with this step's instance noise added (``x`` unchanged when off)."""
         return add_instance_noise(x, self.noise_std_at(step))

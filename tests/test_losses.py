@@ -464,6 +464,38 @@ def test_instance_noise_uses_global_rng_and_has_the_right_scale():
     assert a.std().item() == pytest.approx(0.2, rel=0.05)
 
 
+def test_noise_schedule_on_a_device_step_counter_matches_the_host_schedule():
+    """A CUDA-graphed step reads the step from a device tensor: same sigma_t, same noise for the same RNG."""
+    reg = Regularizers(noise_std=0.4, noise_anneal_steps=100)
+    for step in (0, 37, 50, 100, 250):
+        std = reg.noise_std_at(torch.tensor(step))
+        assert isinstance(std, torch.Tensor) and std.item() == pytest.approx(reg.noise_std_at(step), abs=1e-7)
+        x = torch.zeros(64, 8)
+        torch.manual_seed(5)
+        on_device = reg.perturb(x, torch.tensor(step))
+        torch.manual_seed(5)
+        expected = x + reg.noise_std_at(step) * torch.randn_like(x)
+        assert torch.allclose(on_device, expected, atol=1e-7)
+    # constant noise, or none, does not depend on the step: a plain float, nothing computed
+    assert Regularizers(noise_std=0.3).noise_std_at(torch.tensor(9)) == 0.3
+    x = torch.randn(3, 2)
+    assert Regularizers().perturb(x, torch.tensor(9)) is x
+
+
+def test_began_k_t_stays_on_the_outputs_device_and_updates_in_place():
+    """k_t is a device tensor updated in place (what a CUDA graph capture needs), with float arithmetic."""
+    loss = losses.get("began", lambda_k=0.1, gamma=0.5)
+    loss.after_d_step(None, torch.tensor([0.8]), torch.tensor([0.1]))
+    k = loss._k
+    loss.after_d_step(None, torch.tensor([0.6]), torch.tensor([0.2]))
+    assert loss._k is k and loss._k.dtype == torch.float64
+    expected = min(max(0.0 + 0.1 * (0.5 * 0.8 - 0.1), 0.0), 1.0)
+    expected = min(max(expected + 0.1 * (0.5 * 0.6 - float(torch.tensor(0.2))), 0.0), 1.0)
+    assert loss.k_t == pytest.approx(expected, rel=1e-6)
+    loss.after_d_step(None, torch.tensor([float("nan")]), torch.tensor([0.2]))  # a NaN step leaves k_t as it was
+    assert loss.k_t == pytest.approx(expected, rel=1e-6)
+
+
 @pytest.mark.parametrize("field, value", [("r1_gamma", -1.0), ("noise_std", -0.1),
                                           ("noise_anneal_steps", -5), ("noise_anneal_steps", 2.5),
                                           ("noise_std", float("nan"))])
