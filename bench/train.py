@@ -21,7 +21,8 @@ losses are fetched once per log window (one host sync per window, the NaN check 
 cudnn.benchmark is on, conv models use channels_last and Adam is fused; ``precision="bf16"`` runs the
 forward passes under ``torch.autocast(cuda, bfloat16)`` (backward and optimizer steps in fp32, loss
 values computed on fp32 copies of D's outputs); ``compile=True`` runs G and D through
-``torch.compile`` (gradient penalties use the eager D: compiled graphs have no double backward).
+``torch.compile`` (gradient penalties use the eager D: compiled graphs have no double backward);
+``cuda_graphs=True`` captures ``train_step`` once as a CUDA graph and replays it (bench.cuda_graph).
 """
 from __future__ import annotations
 
