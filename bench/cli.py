@@ -47,8 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if e.errno not in STORAGE_ERRNOS:
             raise
         where = f": {e.filename}" if e.filename else ""
+        fix = ("check the S3 endpoint and credentials" if str(e.filename or "").startswith("s3://")
+               else "free space (or make the storage writable)")
         sys.stderr.write(f"bench {args.command}: error: {e.strerror}{where}; what was written before is intact: "
-                         "free space (or make the storage writable) and run the command again\n")
+                         f"{fix} and run the command again\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("bench: interrupted\n")

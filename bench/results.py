@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -50,10 +50,14 @@ def read(path: str | Path) -> pd.DataFrame:
 
 
 class Ledger:
-    """Rows of finished trials, kept in memory and rewritten atomically on every change."""
+    """Rows of finished trials, kept in memory and rewritten atomically on every change.
 
-    def __init__(self, study_dir: str | Path):
+    ``upload``: for a study on S3, called with the table's bytes after every local rewrite (one
+    whole-object PUT, which S3 makes atomic, so the durable copy is a whole table too)."""
+
+    def __init__(self, study_dir: str | Path, upload: Callable[[bytes], None] | None = None):
         self.path = Path(study_dir) / RESULTS
+        self.upload = upload
         self.rows: list[dict[str, Any]] = read(self.path).to_dict("records") if self.path.exists() else []
 
     def trial_ids(self) -> set[str]:
@@ -79,6 +83,8 @@ class Ledger:
         buf = io.BytesIO()
         self.frame().to_parquet(buf, index=False)
         atomic_write_bytes(self.path, buf.getvalue())
+        if self.upload is not None:
+            self.upload(buf.getvalue())
 
 
 def finite_or_nan(x: Any) -> float:

@@ -4,6 +4,9 @@ Phase ``search``: B configurations per cell (config 0 = the loss's published def
 Phase ``seeds`` (Lucic's phase 3): the cell's best configuration, by its best FID over checkpoints,
 retrained with S new seeds. Resume is the same call: whatever the ledger already holds is skipped,
 every missing trial is run exactly once.
+
+A study lives in a local directory or on S3 (``bench.storage.StudyPlace``); the functions below take
+either a directory (``Path``) or a ``StudyPlace``.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from bench import datasets
 from bench.errors import UsageError
 from bench.io import atomic_write_json, file_in_the_way
 from bench.results import RESULTS, Ledger, read
+from bench.storage import StudyPlace
 from bench.study import DEFAULT_ARCH, Study, TrialSpec, cells, make_trial, sample_configs, train_length
 
 STUDY = "study.json"
@@ -93,8 +97,16 @@ def validate(study: Study) -> dict[str, DataInfo]:
     return info
 
 
-def create(study: Study, study_dir: Path) -> None:
+def _place(where: Path | StudyPlace) -> StudyPlace:
+    return where if isinstance(where, StudyPlace) else StudyPlace(Path(where))
+
+
+def create(study: Study, where: Path | StudyPlace) -> None:
     """Write study.json, or accept an identical one (then this is a resume); refuse another study."""
+    place = _place(where)
+    if place.remote is not None:
+        return _create_remote(study, place)
+    study_dir = place.local
     blocker = study_dir if study_dir.is_file() else file_in_the_way(study_dir)
     if blocker is not None:
         raise UsageError(f"{blocker} is a file, not a directory; choose another --storage or --name")
@@ -112,14 +124,38 @@ def create(study: Study, study_dir: Path) -> None:
     atomic_write_json(existing, study.to_dict())
 
 
-def load(study_dir: Path) -> Study:
-    path = study_dir / STUDY
-    if not path.is_file():
-        raise UsageError(f"{study_dir} is not a study directory ({STUDY} missing)")
+def _create_remote(study: Study, place: StudyPlace) -> None:
+    """``create`` for a study on S3: the same checks against the durable copy; study.json is
+    uploaded first, then copied into the driver's working copy."""
+    remote = place.remote
+    data = (json.dumps(study.to_dict(), indent=2, sort_keys=True, allow_nan=True) + "\n").encode()
+    old = remote.read(STUDY)
+    if old is not None:
+        try:
+            same = json.loads(old) == json.loads(data)
+        except ValueError:
+            raise UsageError(f"{remote.name}/{STUDY} is unreadable; choose another --name") from None
+        if not same:
+            raise UsageError(f"--name {study.name}: {remote.name} holds another study; choose a new --name or "
+                             f"`bench resume {remote.uri}`")
+    elif remote.files():
+        raise UsageError(f"{remote.name} exists and holds no gan-bench study; choose a new --name or --storage")
+    else:
+        remote.write(STUDY, data)
+    from bench.io import atomic_write_bytes
+
+    atomic_write_bytes(place.local / STUDY, data)
+
+
+def load(where: Path | StudyPlace) -> Study:
+    place = _place(where)
+    data = place.read(STUDY)
+    if data is None:
+        raise UsageError(f"{place} is not a study directory ({STUDY} missing)")
     try:
-        return Study.from_dict(json.loads(path.read_text()))
+        return Study.from_dict(json.loads(data))
     except (ValueError, TypeError) as e:
-        raise UsageError(f"{path} is unreadable ({str(e).splitlines()[0]})") from None
+        raise UsageError(f"{place}/{STUDY} is unreadable ({str(e).splitlines()[0]})") from None
 
 
 def _length(study: Study, info: dict[str, DataInfo], dataset: str) -> int:
@@ -175,28 +211,50 @@ def seed_trials(study: Study, info: dict[str, DataInfo], results: pd.DataFrame) 
     return out
 
 
-def execute(study_dir: Path, resources, address: str | None = None, verbose: bool = False,
+def execute(where: Path | StudyPlace, resources, address: str | None = None, verbose: bool = False,
             live: bool | None = None) -> pd.DataFrame:
     """Run every trial the ledger lacks (search, then seeds) on Ray; return the results table.
-    One driver per study at a time (a second would run trials twice)."""
+    One driver per study at a time (a second would run trials twice). For a study on S3 the lock
+    guards the driver's working copy: a second driver on another machine is not detected."""
     from bench.io import exclusive
 
-    study = load(study_dir)
+    place = _place(where)
+    study = load(place)
     info = data_info(study)
-    with exclusive(study_dir / LOCK, f"another bench process is running the study in {study_dir}; wait for it to end"):
-        return _execute(study_dir, study, info, resources, address, verbose, live)
+    place.local.mkdir(parents=True, exist_ok=True)
+    with exclusive(place.local / LOCK, f"another bench process is running the study in {place}; wait for it to end"):
+        if place.remote is not None:
+            _pull_working_copy(place)
+        return _execute(place, study, info, resources, address, verbose, live)
 
 
-def _execute(study_dir: Path, study: Study, info: dict[str, DataInfo], resources, address: str | None,
+def _pull_working_copy(place: StudyPlace) -> None:
+    """The working copy takes the durable study.json and ledger (S3 is the truth: a working copy
+    left by an earlier driver may be behind, or belong to a study since deleted)."""
+    from bench.io import atomic_write_bytes
+
+    for name in (STUDY, RESULTS):
+        data = place.remote.read(name)
+        if data is not None:
+            atomic_write_bytes(place.local / name, data)
+        else:
+            (place.local / name).unlink(missing_ok=True)
+
+
+def _execute(place: StudyPlace, study: Study, info: dict[str, DataInfo], resources, address: str | None,
              verbose: bool, live: bool | None) -> pd.DataFrame:
+    import functools
+
     import ray
 
     from bench.io import remove_stale_tmp
     from bench.progress import Progress
     from bench.runner import init_ray, run_trials
 
+    study_dir = place.local
     remove_stale_tmp(study_dir, RESULTS)  # a driver killed mid-rewrite leaves its temporary file
-    ledger = Ledger(study_dir)
+    ledger = Ledger(study_dir, functools.partial(place.remote.write, RESULTS) if place.remote else None)
+    root = place.trials_root
     search = search_trials(study, info)
     total = {c.key: study.budget + study.seeds for c in cells(study, arch_of(study))}
     already: dict[str, dict[str, Any]] = {}
@@ -212,27 +270,27 @@ def _execute(study_dir: Path, study: Study, info: dict[str, DataInfo], resources
             done = ledger.trial_ids()
             if study.search == "random":
                 run_trials([s for s in search if s.trial_id not in done], study.name, study_dir, ledger, resources,
-                           verbose, progress, study.early_stop)
+                           verbose, progress, study.early_stop, trials_root=root)
             else:
-                _run_tpe(study, info, search, ledger, study_dir, resources, verbose, progress)
+                _run_tpe(study, info, search, ledger, study_dir, resources, verbose, progress, root)
             seeds = seed_trials(study, info, ledger.frame())
             done = ledger.trial_ids()
             run_trials([s for s in seeds if s.trial_id not in done], study.name, study_dir, ledger, resources,
-                       verbose, progress)
+                       verbose, progress, trials_root=root)
     finally:
         ray.shutdown()
     return ledger.frame()
 
 
 def _run_tpe(study: Study, info: dict[str, DataInfo], search: list[TrialSpec], ledger: Ledger, study_dir: Path,
-             resources, verbose: bool, progress) -> None:
+             resources, verbose: bool, progress, trials_root: str) -> None:
     """Config 0 of every cell (published defaults), then per cell TPE proposes the other B-1,
     warm-started on resume with what the ledger holds."""
     from bench.runner import run_trials, tpe_searcher
 
     done = ledger.trial_ids()
     run_trials([s for s in search if s.config_id == 0 and s.trial_id not in done], study.name, study_dir, ledger,
-               resources, verbose, progress, study.early_stop)
+               resources, verbose, progress, study.early_stop, trials_root=trials_root)
     for cell in cells(study, arch_of(study)):
         df = ledger.frame()
         rows = df[(df["dataset"] == cell.dataset) & (df["loss"] == cell.loss) & (df["arch"] == cell.arch)
@@ -246,13 +304,33 @@ def _run_tpe(study: Study, info: dict[str, DataInfo], search: list[TrialSpec], l
         tpe = {"study": study.to_dict(), "cell": [cell.dataset, cell.loss, cell.arch],
                "steps": _length(study, info, cell.dataset)}
         run_trials([], study.name, study_dir, ledger, resources, verbose, progress, study.early_stop,
-                   searcher=tpe_searcher(study, cell, warm), tpe=tpe, num_samples=left)
+                   searcher=tpe_searcher(study, cell, warm), tpe=tpe, num_samples=left, trials_root=trials_root)
 
 
-def status_table(study_dir: Path) -> pd.DataFrame:
+def status_table(where: Path | StudyPlace) -> pd.DataFrame:
     """Per cell: trials expected, done, failed/diverged, best FID (from the ledger; pure read)."""
-    study = load(study_dir)
-    df = read(study_dir)
+    place = _place(where)
+    study = load(place)
+    return cell_status(study, read(place.local) if place.remote is None else _remote_results(place))
+
+
+def _remote_results(place: StudyPlace) -> pd.DataFrame:
+    """The durable ledger of a study on S3, read with one GET (a whole table, even mid-rewrite)."""
+    import io
+
+    from bench.results import COLUMNS
+
+    data = place.read(RESULTS)
+    if data is None:
+        return pd.DataFrame(columns=COLUMNS)
+    try:
+        return pd.read_parquet(io.BytesIO(data))
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read {place}/{RESULTS}: not a Parquet file ({str(e).splitlines()[0][:120]})") from None
+
+
+def cell_status(study: Study, df: pd.DataFrame) -> pd.DataFrame:
+    """``status_table`` of a loaded study and its results (pure)."""
     rows = []
     for cell in cells(study, arch_of(study)):
         sub = df[(df["dataset"] == cell.dataset) & (df["loss"] == cell.loss) & (df["arch"] == cell.arch)]

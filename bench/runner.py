@@ -5,6 +5,11 @@ path: Tune does not run trials in the driver's directory). At every checkpoint t
 scores so far to Tune together with a ``ray.tune.Checkpoint`` of the checkpoint file, so a trial
 whose worker dies restarts from its last checkpoint (``FailureConfig(max_failures)``), on any node.
 A Tune ``Callback`` in the driver turns every finished (or failed) trial into one ledger row.
+
+A study on S3 (``bench.storage``) has no shared path: its trials train in local scratch and mirror
+their run directory to ``<study uri>/trials/<trial_id>/`` at every checkpoint. The mirror is then what
+a restarted trial resumes from, so those reports carry no Tune checkpoint (that would upload every
+checkpoint a second time), and Tune's own files stay in the driver's working copy.
 """
 from __future__ import annotations
 
@@ -22,11 +27,14 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+from typing import TYPE_CHECKING, Any, Callable  # noqa: E402
 
 from bench.errors import STORAGE_ERRNOS, UsageError, storage_errno  # noqa: E402
 from bench.results import Ledger, finite_or_nan  # noqa: E402
 from bench.study import TrialSpec  # noqa: E402
+
+if TYPE_CHECKING:
+    from bench.storage import TrialMirror
 
 TRIALS = "trials"
 SCORES = "scores.jsonl"
@@ -86,15 +94,39 @@ def _restore_from_ray(run_dir: Path, spec: TrialSpec) -> None:
 
 
 def trial_fn(config: dict[str, Any]) -> None:
-    """A Tune function trainable: train one TrialSpec, reporting at every checkpoint."""
+    """A Tune function trainable: train one TrialSpec, reporting at every checkpoint.
+
+    ``config["study_dir"]`` is the study's absolute local path, or its S3 URI (then the run directory
+    is local scratch mirrored to S3: ``bench.storage.TrialMirror``)."""
+    from bench.storage import TrialMirror, is_uri
+
+    spec = spec_of(config)
+    where = config["study_dir"]
+    try:
+        mirror = TrialMirror(where, spec.trial_id) if is_uri(where) else None
+        _train_trial(spec, mirror.local if mirror else Path(where) / TRIALS / spec.trial_id, mirror)
+    except OSError as e:
+        if e.errno not in STORAGE_ERRNOS:
+            raise
+        # Not the trial's failure: tell the driver (which stops the study) instead of letting Tune
+        # retry on storage that is still full. The run directory resumes from its last checkpoint.
+        from ray import tune
+
+        tune.report({"storage_error": [e.errno, str(e.filename or where), e.strerror or os.strerror(e.errno)]})
+
+
+def _train_trial(spec: TrialSpec, run_dir: Path, mirror: TrialMirror | None) -> None:
+    """Train in ``run_dir`` (resumed from its last checkpoint), reporting to Tune at every checkpoint;
+    with a ``mirror`` (a study on S3), pull the run first and push it at every checkpoint and at the end."""
     import ray
     from ray import tune
 
     from bench.train import train
 
-    spec = spec_of(config)
-    run_dir = Path(config["study_dir"]) / TRIALS / spec.trial_id
-    _restore_from_ray(run_dir, spec)
+    if mirror is not None:
+        mirror.pull()
+    else:
+        _restore_from_ray(run_dir, spec)
     node = ray.get_runtime_context().get_node_id()
     started = time.time()
 
@@ -105,22 +137,24 @@ def trial_fn(config: dict[str, Any]) -> None:
         return {**s, "step": step, "status": status, "node": node, "started_at": started, "objective": score}
 
     def on_checkpoint(out: Path, step: int, path: Path, G: Any) -> None:
+        report = {**metrics(step, "running"), "checkpoint": f"{TRIALS}/{spec.trial_id}/{path.relative_to(run_dir)}"}
+        if mirror is not None:
+            mirror.push(path)  # before the report: ASHA may stop the trial at it
+            tune.report(report)
+            return
         with tempfile.TemporaryDirectory() as tmp:
             os.link(path, Path(tmp) / path.name) if _same_fs(path, tmp) else shutil.copy2(path, tmp)
-            tune.report({**metrics(step, "running"), "checkpoint": str(path.relative_to(run_dir.parent.parent))},
-                        checkpoint=tune.Checkpoint.from_directory(tmp))
+            tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    try:
-        result = train(spec.train_config(), run_dir, on_checkpoint=on_checkpoint)
-    except OSError as e:
-        if e.errno not in STORAGE_ERRNOS:
-            raise
-        # Not the trial's failure: tell the driver (which stops the study) instead of letting Tune
-        # retry on storage that is still full. The run directory resumes from its last checkpoint.
-        tune.report({"storage_error": [e.errno, str(e.filename or run_dir)]})
-        return
-    final = {**metrics(result.step, result.status), "done": True, "wall_s": result.wall_s, "ended_at": time.time(),
+    result = train(spec.train_config(), run_dir, on_checkpoint=on_checkpoint)
+    # "finished", not Tune's own "done": Tune also sets done=True on the last result of a trial its
+    # scheduler stopped (ASHA), which would hide that the trial was stopped early.
+    final = {**metrics(result.step, result.status), "done": True, "finished": True, "wall_s": result.wall_s,
+             "ended_at": time.time(),
              "checkpoint": f"{TRIALS}/{spec.trial_id}/{result.checkpoint}" if result.checkpoint else None}
+    if mirror is not None:
+        mirror.push()  # the final record.json (and logs of a diverged run)
+        mirror.discard()
     tune.report(final)
 
 
@@ -187,7 +221,7 @@ def make_row(study: str, spec: TrialSpec, result: dict[str, Any], status: str, e
         "node": result.get("node"), "started_at": result.get("started_at"),
         "ended_at": result.get("ended_at", time.time()), "wall_s": result.get("wall_s"),
         "extractor": result.get("extractor"), "n_samples": result.get("n_samples"),
-        "early_stopped": status == "ok" and not result.get("done", False), "error": error,
+        "early_stopped": status == "ok" and not result.get("finished", False), "error": error,
     }
     row.update({f"hp_{k}": v for k, v in spec.hp.items()})
     return row
@@ -225,11 +259,13 @@ def init_ray(address: str | None, verbose: bool) -> None:
 def run_trials(specs: list[TrialSpec], study_name: str, study_dir: Path, ledger: Ledger, resources: Resources,
                verbose: bool = False, progress: Callable[[str, TrialSpec, dict], None] | None = None,
                early_stop: str = "none", searcher: Any = None, tpe: dict[str, Any] | None = None,
-               num_samples: int = 0) -> None:
+               num_samples: int = 0, trials_root: str | None = None) -> None:
     """Run trials on the Ray cluster already initialised; every finished trial becomes a row.
 
     Either ``specs`` (a fixed list: random search, seeds) or ``searcher`` + ``tpe`` + ``num_samples``
-    (adaptive search: the searcher proposes hyperparameters for one cell)."""
+    (adaptive search: the searcher proposes hyperparameters for one cell). ``study_dir`` is the
+    driver's study directory (Tune's files go under ``ray/``); ``trials_root`` is where trials find
+    the study (default: ``study_dir``; an S3 URI for a study on S3)."""
     from ray import tune
 
     if not specs and not num_samples:
@@ -241,11 +277,11 @@ def run_trials(specs: list[TrialSpec], study_name: str, study_dir: Path, ledger:
     def finish(trial: Any, status: str | None, error: str | None = None) -> None:
         spec = spec_of(trial.config)
         res = dict(trial.last_result or {})
-        code, where = res.get("storage_error") or (storage_errno(error or ""), str(study_dir))
+        code, where, *why = res.get("storage_error") or (storage_errno(error or ""), str(study_dir))
         if code:
             # The storage failed, not the trial: stop the study without a row, so that resuming
             # (once there is space) runs this trial again from its last checkpoint.
-            storage_failure.append(OSError(code, os.strerror(code), where))
+            storage_failure.append(OSError(code, why[0] if why else os.strerror(code), where))
             raise storage_failure[-1]
         if spec.config_id < 0:
             spec.config_id = ledger.next_config_id(spec.dataset, spec.loss, spec.arch)
@@ -276,9 +312,9 @@ def run_trials(specs: list[TrialSpec], study_name: str, study_dir: Path, ledger:
     scheduler = asha() if early_stop == "asha" else None
     trainable = tune.with_resources(trial_fn, {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
     if searcher is None:
-        param_space = {"spec": tune.grid_search([s.__dict__ for s in specs]), "study_dir": str(study_dir)}
+        param_space = {"spec": tune.grid_search([s.__dict__ for s in specs]), "study_dir": trials_root or str(study_dir)}
     else:
-        param_space = {"tpe": tpe, "study_dir": str(study_dir)}
+        param_space = {"tpe": tpe, "study_dir": trials_root or str(study_dir)}
     metric = "objective" if scheduler is not None or searcher is not None else None
     tuner = tune.Tuner(
         trainable,

@@ -84,7 +84,7 @@ CASES: dict[str, Case] = {
         lambda d: [*RUN, "--losses", ",", "--storage", d / "studies"], "--losses", timeout=30),
     "run-storage-is-a-file": Case(
         lambda d: [*RUN, "--storage", d / "notes.pt"], "notes.pt"),
-    "run-storage-uri": Case(lambda d: [*RUN, "--storage", "s3://bucket/studies"], "URIs (s3://, gs://, ...) are not supported"),
+    "run-storage-uri": Case(lambda d: [*RUN, "--storage", "gs://bucket/studies"], "gs:// is not supported"),
     "run-unknown-arch": Case(lambda d: [*RUN, "--archs", "dcgann", "--storage", d / "studies"], "unknown arch 'dcgann'"),
     "run-unknown-early-stop": Case(lambda d: [*RUN, "--early-stop", "median", "--storage", d / "studies"],
                                    "invalid choice: 'median'"),

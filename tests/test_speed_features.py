@@ -1,4 +1,5 @@
-"""The hot-path options of ``bench train`` (issue 7): --precision and --compile, on the CPU.
+"""The hot-path options of ``bench train`` and ``bench run`` (issue 7): --precision, --compile and
+--cuda-graphs, on the CPU (tests/test_cuda_graphs.py runs the graphs themselves where there is a GPU).
 
 Speed itself is measured by benchmarks/ (never timed here). These tests check the flags' validation,
 what belongs to a run's identity, that the defaults (fp32, no compile) are the plain loop, and that
@@ -39,6 +40,7 @@ BAD = [
     (["--precision", "fp16"], "unknown precision 'fp16'; known: fp32, bf16"),
     (["--precision", "bf16", "--device", "cpu"], "precision bf16 needs a CUDA GPU"),
     (["--compile=yes"], "--compile: ignored explicit argument"),
+    (["--cuda-graphs", "--device", "cpu"], "--cuda-graphs needs a CUDA GPU (device is cpu)"),
 ]
 
 
@@ -57,11 +59,15 @@ def test_config_validation_and_identity(tmp_path):
         TrainConfig(precision="half").resolved()
     with pytest.raises(UsageError, match="compile must be true or false"):
         TrainConfig(compile="yes").resolved()
+    with pytest.raises(UsageError, match="cuda_graphs must be true or false"):
+        TrainConfig(cuda_graphs=1).resolved()
+    # a CUDA graph replays the eager step's kernels: not part of the run either
+    assert TrainConfig(cuda_graphs=True).identity() == TrainConfig().identity()
     # precision changes the numerics: part of the run; compile does not change the model: not part of it
     assert TrainConfig(compile=True).identity() == TrainConfig().identity()
     assert TrainConfig(precision="bf16").identity() != TrainConfig().identity()
     # A config.json written before these fields existed reads as fp32, no compile: its runs still resume.
-    old = {k: v for k, v in TrainConfig().resolved().to_dict().items() if k not in ("precision", "compile")}
+    old = {k: v for k, v in TrainConfig().resolved().to_dict().items() if k not in ("precision", "compile", "cuda_graphs")}
     assert TrainConfig.from_dict(old).identity() == TrainConfig().resolved().identity()
     cfg = TrainConfig(steps=4, log_every=2, ckpt_every=2, device="cpu")
     train(cfg, tmp_path / "run")
@@ -138,9 +144,33 @@ def test_auto_gpus_per_trial_follows_the_measured_packing_table():
     assert share(["celeba"], ["dcgan"]) == 1.0  # not measured: one trial per GPU
     assert share(["ring8"]) == 0.0  # 2-D data trains on CPUs
 
+    graphed = Study(name="s", datasets=["cifar10", "ring8"], losses=["ns"], budget=1,
+                    space=sweeps.load("lucic-wide").to_dict(), base={"cuda_graphs": True})
+    assert auto_gpus_per_trial(graphed, info) == 1.0  # one graphed trial keeps a GPU busy: no packing
+
 
 def test_gpus_per_trial_flag_validation(tmp_path):
     for value, needle in (("abc", "expected a number or auto, got 'abc'"), ("-1", "--gpus-per-trial must be >= 0")):
         r = run_cli("run", "--budget", "1", "--dataset", "ring8", f"--gpus-per-trial={value}", "--storage", tmp_path / "s")
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
+    assert tree_snapshot(tmp_path) == {}
+
+
+def test_run_hot_path_flags_reach_every_trial_and_gpu_only_ones_are_refused_without_gpu_trials(tmp_path):
+    from bench.cli import build_parser
+    from bench.commands.run import _study
+
+    def base(*flags):
+        args = build_parser().parse_args(["run", "--budget", "1", "--dataset", "ring8", "--storage", str(tmp_path / "s"), *flags])
+        return _study(args).base
+
+    assert base() == {}  # defaults leave study.json as before these flags existed
+    assert base("--precision", "bf16", "--cuda-graphs", "--compile", "--gpus-per-trial", "1") == {
+        "device": "cuda", "precision": "bf16", "compile": True, "cuda_graphs": True}
+    for flags, needle in ((["--precision", "bf16"], "--precision bf16 needs trials on a GPU"),
+                          (["--cuda-graphs"], "--cuda-graphs needs trials on a GPU"),
+                          (["--cuda-graphs", "--gpus-per-trial", "0"], "--cuda-graphs needs trials on a GPU"),
+                          (["--precision", "fp16"], "argument --precision: invalid choice: 'fp16'")):
+        r = run_cli("run", "--budget", "1", "--dataset", "ring8", "--storage", tmp_path / "s", *flags)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
     assert tree_snapshot(tmp_path) == {}

@@ -159,3 +159,7 @@ def test_tpe_search_with_asha_records_its_choices(tmp_path):
     assert proposed["trial_id"].str.contains("-search-t").all()
     study = json.loads((tmp_path / "t" / "study.json").read_text())
     assert (study["search"], study["early_stop"]) == ("tpe", "asha")
+    # early_stopped says whether ASHA cut the trial short: exactly the ok rows that did not reach 60 steps
+    # (Tune marks a stopped trial's last result done=True too, so that flag cannot tell)
+    ok = df[df["status"] == "ok"]
+    assert (ok["early_stopped"] == (ok["steps"] < 60)).all(), ok[["trial_id", "steps", "early_stopped"]]

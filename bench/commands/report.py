@@ -57,6 +57,10 @@ def default_out(first: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.storage import refuse_uri
+
+    for where in args.inputs:  # the report reads results and checkpoints as local files, and writes next to them
+        refuse_uri(where, "bench report")
     _validate(args)
     from reports import load, metrics
 

@@ -69,6 +69,12 @@ def _options(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.storage import refuse_uri
+
+    # Rescoring reads every checkpoint and rewrites scores.parquet next to them: a local copy (S3 later).
+    for where in (args.study_dir, args.into):
+        if where is not None:
+            refuse_uri(where, "bench rescore")
     external = [args.generator, args.z_dim, args.dataset, args.label, args.into]
     if args.generator is not None:
         if args.study_dir is not None:

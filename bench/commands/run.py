@@ -18,10 +18,15 @@ def _names(text: str) -> list[str]:
 # 5.12x -> 8 per GPU (also used below 32 px: smaller nets, not measured separately).
 # Arch/size pairs not measured run one trial per GPU; 2-D point data trains on CPUs (0 GPUs), as without a GPU.
 PACKING = {("infogan", 32): 8, ("infogan", 64): 4}
+# With --cuda-graphs one trial keeps the GPU busy (benchmarks/packing.py --cuda-graphs, same H100, bf16, ns):
+# 2 / 4 / 8 graphed infogan trials per GPU gave 1.06x / 1.02x / 1.03x the steps/s of one at 32 px and
+# 0.97x / 1.00x / 0.96x at 64 px, and one graphed trial outruns the eager packing (611 vs ~490 steps/s at
+# 32 px; 275 vs ~266 at 64 px). So graphed image trials get a GPU each.
 
 
 def auto_gpus_per_trial(study, info) -> float:
-    """GPUs per trial from PACKING for the study's cells; the largest share any cell needs."""
+    """GPUs per trial from PACKING for the study's cells (one GPU per image trial with CUDA graphs); the
+    largest share any cell needs."""
     from bench.run_study import arch_of
     from bench.study import cells
 
@@ -30,6 +35,9 @@ def auto_gpus_per_trial(study, info) -> float:
         d = info[cell.dataset]
         if d.spec.kind == "points":
             shares.append(0.0)
+            continue
+        if study.base.get("cuda_graphs"):
+            shares.append(1.0)
             continue
         side = max(d.spec.shape[1:])
         fits = [k for k in PACKING if k[0] == cell.arch and side <= k[1]]
@@ -65,6 +73,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     import models
     import sweeps
     from bench import datasets
+    from bench.config import PRECISIONS
     from bench.study import EARLY_STOPS, SEARCHES
 
     p = sub.add_parser(
@@ -92,19 +101,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fe-weights", help="extractor weights file, e.g. Inception's (default $GAN_BENCH_INCEPTION_WEIGHTS "
                    "or the torch hub cache); an absolute path every node can read")
     p.add_argument("--data-root", help="where real datasets live (default $GAN_BENCH_DATA or ./data)")
-    p.add_argument("--storage", default="studies", help="directory holding studies (default ./studies); on a cluster, a path every node shares")
+    p.add_argument("--storage", default="studies",
+                   help="where studies live (default ./studies): a directory (on a cluster, a path every node shares) or "
+                   "s3://BUCKET/PREFIX (nodes need no shared filesystem; trials train in local scratch and upload their "
+                   "run directories; endpoint: ?endpoint_override=http://HOST:PORT&scheme=http or env AWS_ENDPOINT_URL; "
+                   "credentials: the AWS_* env vars on every node)")
     p.add_argument("--name", help="study name (default: derived from datasets, space, budget and seed)")
     p.add_argument("--seed", type=int, default=0, help="study seed: fixes every config and training seed (default 0)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp32 (default) or bf16 autocast around the forward passes (GPU trials only; part of each trial's identity)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="each trial captures its training step once as a CUDA graph and replays it (GPU trials only; "
+                   "measured 3-6x the steps/s on an H100; --gpus-per-trial auto then gives each image trial a whole GPU)")
+    p.add_argument("--compile", action="store_true", help="run G and D through torch.compile in every trial")
     _add_resources(p)
     p.set_defaults(func=run)
 
     r = sub.add_parser("resume", help="finish an interrupted study: run exactly the trials its ledger lacks")
-    r.add_argument("study_dir", help="the study directory (<storage>/<name>)")
+    r.add_argument("study_dir", help="the study directory (<storage>/<name>), or its s3://BUCKET/PREFIX/NAME")
     _add_resources(r)
     r.set_defaults(func=resume)
 
     s = sub.add_parser("status", help="progress of a study per cell")
-    s.add_argument("study_dir", help="the study directory (<storage>/<name>)")
+    s.add_argument("study_dir", help="the study directory (<storage>/<name>), or its s3://BUCKET/PREFIX/NAME")
     s.set_defaults(func=status)
 
 
@@ -129,11 +148,24 @@ def _study(args: argparse.Namespace):
         base["fe_weights"] = str(Path(args.fe_weights).absolute())
     if isinstance(args.gpus_per_trial, float) and args.gpus_per_trial > 0:
         base["device"] = "cuda"
+    # Hot-path options (bench.train): only what differs from the defaults, so older studies read the same.
+    base.update({k: v for k, v in (("precision", args.precision), ("compile", args.compile),
+                                   ("cuda_graphs", args.cuda_graphs)) if v not in ("fp32", False)})
     return Study(name=name, datasets=datasets_, losses=names, archs=_names(args.archs) if args.archs else None,
                  budget=args.budget, space=space.to_dict(), search=args.search, early_stop=args.early_stop,
                  seeds=args.seeds, steps=args.steps, epochs=args.epochs, eval_every=args.eval_every,
                  metrics=_names(args.metrics) if args.metrics else [], eval_samples=args.samples, seed=args.seed,
                  base=base)
+
+
+def check_gpu_options(study) -> None:
+    """bf16 and CUDA graphs need trials that run on a GPU: refuse them up front, not as failed rows."""
+    if study.base.get("device") == "cuda":
+        return
+    for key, flag in (("precision", "--precision bf16"), ("cuda_graphs", "--cuda-graphs")):
+        if study.base.get(key) not in (None, "fp32", False):
+            raise UsageError(f"{flag} needs trials on a GPU, and this study's trials get none (give --gpus-per-trial, "
+                             "or use a machine where torch sees a CUDA GPU); run without it")
 
 
 def _wants_auto(args: argparse.Namespace) -> bool:
@@ -160,49 +192,51 @@ def _resources(args: argparse.Namespace, gpus: float | None = None):
     return Resources(args.cpus_per_trial, gpus, args.max_concurrent)
 
 
-def _finish(study_dir: Path, df) -> int:
-    from bench.run_study import status_table
+def _finish(place, df) -> int:
+    """Print the study's status and where its results are (``place``: a ``bench.storage.StudyPlace``)."""
+    from bench.run_study import cell_status, load
 
-    print(status_table(study_dir).to_string(index=False))
-    print(f"results: {study_dir / 'results.parquet'} ({len(df)} rows)")
+    print(cell_status(load(place), df).to_string(index=False))
+    print(f"results: {place}/results.parquet ({len(df)} rows)")
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
     from bench import run_study
+    from bench.storage import study_place
 
     study = _study(args)
     resources = _resources(args)
-    if "://" in args.storage:  # Path() would quietly make a local directory named "s3:"
-        raise UsageError(f"--storage {args.storage}: URIs (s3://, gs://, ...) are not supported yet; give a local "
-                         "directory, or on a cluster a path every node shares (NFS)")
-    study_dir = Path(args.storage).absolute() / study.name
+    place = study_place(args.storage, study.name)  # an s3:// URI is checked here: scheme, endpoint, bucket
     info = run_study.validate(study)
     if _wants_auto(args):
         resources = _resources(args, auto_gpus_per_trial(study, info))
         if resources.gpus_per_trial > 0:
             study.base["device"] = "cuda"
-    run_study.create(study, study_dir)
-    df = run_study.execute(study_dir, resources, args.address, args.verbose)
-    return _finish(study_dir, df)
+    check_gpu_options(study)
+    run_study.create(study, place)
+    df = run_study.execute(place, resources, args.address, args.verbose)
+    return _finish(place, df)
 
 
 def resume(args: argparse.Namespace) -> int:
     from bench import run_study
+    from bench.storage import existing_place
 
-    study_dir = Path(args.study_dir).absolute()
-    study = run_study.load(study_dir)
+    place = existing_place(args.study_dir)
+    study = run_study.load(place)
     resources = _resources(args)
     if _wants_auto(args):
         # A study made for CPUs stays on CPUs; one made for a GPU gets the measured packing.
         gpus = auto_gpus_per_trial(study, run_study.data_info(study)) if study.base.get("device") == "cuda" else 0.0
         resources = _resources(args, gpus)
-    df = run_study.execute(study_dir, resources, args.address, args.verbose)
-    return _finish(study_dir, df)
+    df = run_study.execute(place, resources, args.address, args.verbose)
+    return _finish(place, df)
 
 
 def status(args: argparse.Namespace) -> int:
     from bench.run_study import status_table
+    from bench.storage import existing_place
 
-    print(status_table(Path(args.study_dir).absolute()).to_string(index=False))
+    print(status_table(existing_place(args.study_dir)).to_string(index=False))
     return 0
