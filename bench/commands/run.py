@@ -20,8 +20,9 @@ def _names(text: str) -> list[str]:
 PACKING = {("infogan", 32): 8, ("infogan", 64): 4}
 # With --cuda-graphs one trial keeps the GPU busy (benchmarks/packing.py --cuda-graphs, same H100, bf16, ns):
 # 2 / 4 / 8 graphed infogan trials per GPU gave 1.06x / 1.02x / 1.03x the steps/s of one at 32 px and
-# 0.97x / 1.00x / 0.96x at 64 px, and one graphed trial outruns the eager packing (611 vs ~490 steps/s at
-# 32 px; 275 vs ~266 at 64 px). So graphed image trials get a GPU each.
+# 0.97x / 1.00x / 0.96x at 64 px, and one graphed trial alone is 6.11x / 3.09x one eager trial
+# (benchmarks/overhead.py --cuda-graphs, same run), more than the best eager packing (5.12x / 2.89x).
+# So graphed image trials get a GPU each.
 
 
 def auto_gpus_per_trial(study, info) -> float:
