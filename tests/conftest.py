@@ -7,8 +7,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,25 @@ def run_bench(*args: str, cwd: Path | None = None, env: dict | None = None, time
     if env:
         e.update(env)
     return subprocess.run([*BENCH, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=e, timeout=timeout)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, server: subprocess.Popen, timeout: float, what: str) -> None:
+    """Wait until ``server`` accepts connections on ``port``; fail if it exits or ``timeout`` passes."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert time.time() < deadline and server.poll() is None, f"{what} did not start"
+            time.sleep(0.2)
 
 
 def tree_snapshot(path: Path) -> dict[str, bytes]:

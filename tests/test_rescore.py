@@ -13,7 +13,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ import pytest
 import torch
 
 from bench.errors import UsageError
-from tests.conftest import BENCH, run_bench, tree_snapshot
+from tests.conftest import BENCH, free_port, run_bench, tree_snapshot, wait_for_port
 
 pytestmark = pytest.mark.slow
 
@@ -66,12 +65,6 @@ def _make_study(study_dir: Path, trials: list[tuple[str, int]], steps: int, ever
     pd.DataFrame(rows).to_parquet(study_dir / "results.parquet", index=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """Two studies (main: 4 trials x 4 checkpoints; many: 2 trials x 40 checkpoints) and a Ray head."""
@@ -83,7 +76,7 @@ def env(tmp_path_factory):
     saved = {k: os.environ.get(k) for k in ("GAN_BENCH_CACHE", "RAY_AUTH_MODE")}
     os.environ["GAN_BENCH_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")  # as tests.conftest
     os.environ["RAY_AUTH_MODE"] = "disabled"  # head, workers and drivers must agree
-    port = _free_port()
+    port = free_port()
     worker_cache = base / "worker-cache"  # the cluster's own cache: shared statistics never reach it
     head_env = {**os.environ, "OMP_NUM_THREADS": "1", "GAN_BENCH_CACHE": str(worker_cache)}
     head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--node-ip-address=127.0.0.1",
@@ -96,14 +89,7 @@ def env(tmp_path_factory):
         main, many = base / "main", base / "many"
         _make_study(main, [("ns", 0), ("ns", 1), ("ls", 0), ("ls", 1)], STEPS, EVERY, ["fid"])
         _make_study(many, [("ns", 0), ("ls", 0)], MANY, 1, [])
-        deadline = time.time() + 90
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.time() < deadline and head.poll() is None, "ray head did not start"
-                time.sleep(0.5)
+        wait_for_port(port, head, 90, "ray head")
         address = f"127.0.0.1:{port}"
         init_ray(address, False)
         yield {"main": main, "many": many, "base": base, "address": address, "worker_cache": worker_cache}

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import pandas as pd
 import pytest
 
 from bench.results import COLUMNS
-from tests.conftest import run_bench, run_cli, tree_snapshot
+from tests.conftest import free_port, run_bench, run_cli, tree_snapshot, wait_for_port
 
 pytestmark = pytest.mark.slow
 QUICK = ["--steps", "60", "--eval-every", "30", "--samples", "500"]
@@ -94,15 +93,9 @@ def test_bad_space_key_and_foreign_name(tmp_path):
     assert tree_snapshot(other) == before
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
     ray_bin = str(Path(sys.executable).parent / "ray")
-    port = _free_port()
+    port = free_port()
     # Head, worker and driver must agree on Ray's token authentication (on by default since Ray 2.59).
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "disabled"}
     temp = f"/tmp/ray-{port}"  # Ray's socket paths must stay short
@@ -111,14 +104,7 @@ def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     worker = None
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.time() < deadline and head.poll() is None, "head did not start"
-                time.sleep(0.5)
+        wait_for_port(port, head, 60, "head")
         worker = subprocess.Popen([ray_bin, "start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1",
                                    "--num-cpus=1", "--block"], env=env, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, start_new_session=True)

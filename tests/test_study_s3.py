@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from typing import Iterator
 import pandas as pd
 import pytest
 
-from tests.conftest import run_bench, run_cli
+from tests.conftest import free_port, run_bench, run_cli, wait_for_port
 
 pytestmark = pytest.mark.slow
 pafs = pytest.importorskip("pyarrow.fs")
@@ -35,27 +34,14 @@ BUCKET = "bench"
 PREFIX = f"x-{uuid.uuid4().hex[:8]}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
     """A moto S3 server on a free loopback port holding one empty bucket; its endpoint URL."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.time() < deadline and server.poll() is None, "moto server did not start"
-                time.sleep(0.2)
+        wait_for_port(port, server, 30, "moto server")
         url = f"http://127.0.0.1:{port}"
         _fs(url, allow_bucket_creation=True).create_dir(BUCKET)
         yield url
