@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from bench.io import atomic_write_bytes, read_parquet_once
+from bench.io import atomic_write_bytes
 
 RESULTS = "results.parquet"
 STATUSES = ("ok", "diverged", "failed")
@@ -39,14 +39,21 @@ def read(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if path.is_dir():
         path = path / RESULTS
-    if not path.exists():
+    # One open: a consistent table even while the driver replaces the file (bench.io.read_parquet_once).
+    return from_bytes(path.read_bytes() if path.exists() else None, path)
+
+
+def from_bytes(data: bytes | None, where: str | Path) -> pd.DataFrame:
+    """Results from the bytes of a results.parquet read in one go (a local file, an S3 object);
+    None: the study has none yet. ``where`` names the file in the error a damaged one gets."""
+    if data is None:
         return pd.DataFrame(columns=COLUMNS)
     try:
-        return read_parquet_once(path)
+        return pd.read_parquet(io.BytesIO(data))
     except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
         from bench.errors import UsageError
 
-        raise UsageError(f"cannot read {path}: not a Parquet file, or a truncated one ({str(e).splitlines()[0][:120]})") from None
+        raise UsageError(f"cannot read {where}: not a Parquet file, or a truncated one ({str(e).splitlines()[0][:120]})") from None
 
 
 class Ledger:

@@ -20,8 +20,8 @@ import pandas as pd
 
 from bench import datasets
 from bench.errors import UsageError
-from bench.io import atomic_write_json, file_in_the_way
-from bench.results import RESULTS, Ledger, read
+from bench.io import atomic_write_bytes, atomic_write_json, file_in_the_way
+from bench.results import RESULTS, Ledger, from_bytes
 from bench.storage import StudyPlace
 from bench.study import DEFAULT_ARCH, Study, TrialSpec, cells, make_trial, sample_configs, train_length
 
@@ -142,8 +142,6 @@ def _create_remote(study: Study, place: StudyPlace) -> None:
         raise UsageError(f"{remote.name} exists and holds no gan-bench study; choose a new --name or --storage")
     else:
         remote.write(STUDY, data)
-    from bench.io import atomic_write_bytes
-
     atomic_write_bytes(place.local / STUDY, data)
 
 
@@ -231,8 +229,6 @@ def execute(where: Path | StudyPlace, resources, address: str | None = None, ver
 def _pull_working_copy(place: StudyPlace) -> None:
     """The working copy takes the durable study.json and ledger (S3 is the truth: a working copy
     left by an earlier driver may be behind, or belong to a study since deleted)."""
-    from bench.io import atomic_write_bytes
-
     for name in (STUDY, RESULTS):
         data = place.remote.read(name)
         if data is not None:
@@ -308,25 +304,10 @@ def _run_tpe(study: Study, info: dict[str, DataInfo], search: list[TrialSpec], l
 
 
 def status_table(where: Path | StudyPlace) -> pd.DataFrame:
-    """Per cell: trials expected, done, failed/diverged, best FID (from the ledger; pure read)."""
+    """Per cell: trials expected, done, failed/diverged, best FID (from the ledger; pure read). The
+    ledger is read in one go: on S3 one GET, a whole table even mid-rewrite."""
     place = _place(where)
-    study = load(place)
-    return cell_status(study, read(place.local) if place.remote is None else _remote_results(place))
-
-
-def _remote_results(place: StudyPlace) -> pd.DataFrame:
-    """The durable ledger of a study on S3, read with one GET (a whole table, even mid-rewrite)."""
-    import io
-
-    from bench.results import COLUMNS
-
-    data = place.read(RESULTS)
-    if data is None:
-        return pd.DataFrame(columns=COLUMNS)
-    try:
-        return pd.read_parquet(io.BytesIO(data))
-    except (OSError, ValueError) as e:
-        raise UsageError(f"cannot read {place}/{RESULTS}: not a Parquet file ({str(e).splitlines()[0][:120]})") from None
+    return cell_status(load(place), from_bytes(place.read(RESULTS), f"{place}/{RESULTS}"))
 
 
 def cell_status(study: Study, df: pd.DataFrame) -> pd.DataFrame:
