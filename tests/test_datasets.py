@@ -366,14 +366,19 @@ class _Evil:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.reliability  # the security part of the reliability suite (tests/test_security.py)
 def test_cifar10_malicious_pickle_refused(tmp_path):
     write_cifar(tmp_path)
     marker = tmp_path / "pwned"
-    with open(tmp_path / "cifar-10-batches-py" / "test_batch", "wb") as f:
-        pickle.dump({b"data": _Evil(marker), b"labels": []}, f, protocol=2)
+    evil = pickle.dumps({b"data": _Evil(marker), b"labels": []}, protocol=2)
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(evil)
+    assert D.get("cifar10", root=tmp_path).n == 20  # the training batches still read
     with pytest.raises(UsageError, match=r"test_batch.*refusing to load global (posix|nt)\.system"):
         D.get("cifar10", root=tmp_path, split="test")
     assert not marker.exists()
+    pickle.loads(evil)  # the payload is live: an unrestricted unpickler runs it
+    assert marker.exists()
+    marker.unlink()
     # other ways in are closed too: builtins, and _codecs.encode with a codec other than latin1
     with open(tmp_path / "cifar-10-batches-py" / "test_batch", "wb") as f:
         f.write(b"\x80\x02cbuiltins\neval\nX\x0b\x00\x00\x00print('hi')\x85R.")
