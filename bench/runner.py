@@ -147,10 +147,7 @@ def _train_trial(spec: TrialSpec, run_dir: Path, mirror: TrialMirror | None) -> 
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     result = train(spec.train_config(), run_dir, on_checkpoint=on_checkpoint)
-    # "finished", not Tune's own "done": Tune also sets done=True on the last result of a trial its
-    # scheduler stopped (ASHA), which would hide that the trial was stopped early.
-    final = {**metrics(result.step, result.status), "done": True, "finished": True, "wall_s": result.wall_s,
-             "ended_at": time.time(),
+    final = {**metrics(result.step, result.status), "done": True, "wall_s": result.wall_s, "ended_at": time.time(),
              "checkpoint": f"{TRIALS}/{spec.trial_id}/{result.checkpoint}" if result.checkpoint else None}
     if mirror is not None:
         mirror.push()  # the final record.json (and logs of a diverged run)
@@ -221,7 +218,10 @@ def make_row(study: str, spec: TrialSpec, result: dict[str, Any], status: str, e
         "node": result.get("node"), "started_at": result.get("started_at"),
         "ended_at": result.get("ended_at", time.time()), "wall_s": result.get("wall_s"),
         "extractor": result.get("extractor"), "n_samples": result.get("n_samples"),
-        "early_stopped": status == "ok" and not result.get("finished", False), "error": error,
+        # Derived from the steps trained, not from a flag: Tune marks the last result of a trial its
+        # scheduler stopped done=True too, and ASHA may stop a trial at its final checkpoint, when it
+        # has trained every step and only missed its closing report.
+        "early_stopped": status == "ok" and (result.get("step") or 0) < spec.config["steps"], "error": error,
     }
     row.update({f"hp_{k}": v for k, v in spec.hp.items()})
     return row
