@@ -43,6 +43,11 @@ class Report:
     friedman: R.Friedman
     headline: str
     notes: list[str] = field(default_factory=list)
+    metric_label: str = ""  # what the headline says the ranking used (default: the metric name)
+    family_size: int = 0  # m: every comparison with the baseline (seeds and budget)
+    seeds_needed: int | None = None  # seeds per loss for min_p <= alpha / m (two-sided Mann-Whitney)
+    configs_needed: int | None = None  # configs per cell for the budget test's exact minimum <= alpha / m
+    wilcoxon: R.Wilcoxon = field(default_factory=lambda: R.Wilcoxon(False, "not run"))
 
     @property
     def better_word(self) -> str:
@@ -78,8 +83,9 @@ def comparisons(trials: pd.DataFrame, baseline: str, alpha: float = 0.05, budget
 
 
 def analyse(trials: pd.DataFrame, baseline: str, alpha: float = 0.05, metric: str = "fid", budgets=(),
-            n_resamples: int = B.RESAMPLES, seed: int = 0) -> Report:
-    """Every statistic of the report."""
+            n_resamples: int = B.RESAMPLES, seed: int = 0, metric_label: str | None = None) -> Report:
+    """Every statistic of the report. ``metric_label``: what the headline names as the ranking
+    metric (e.g. "w1 on ring8"; default: ``metric``)."""
     sign, known = M.orientation(metric)
     budgets = sorted({int(k) for k in budgets})
     datasets = sorted(trials["dataset"].unique())
@@ -92,8 +98,13 @@ def analyse(trials: pd.DataFrame, baseline: str, alpha: float = 0.05, metric: st
     values, basis = R.dataset_values(trials)
     fr = R.friedman_nemenyi(values, alpha) if len(datasets) >= R.MIN_DATASETS else \
         R.Friedman(False, f"needs at least {R.MIN_DATASETS} datasets, the report has {len(datasets)}")
+    label = metric if metric_label is None else metric_label
+    need_s, need_c = S.seeds_needed(alpha, m), B.configs_needed(alpha, m)
+    head = V.headline(verdicts, baseline, datasets, losses, label, alpha, need_s, need_c, m)
     rep = Report(metric, sign, known, baseline, alpha, budgets, n_resamples, n_perm, seed, datasets, losses, counts,
-                 curves, diffs, summary, verdicts, values, basis, fr, V.headline(verdicts, baseline, datasets, losses))
+                 curves, diffs, summary, verdicts, values, basis, fr, head, metric_label=label, family_size=m,
+                 seeds_needed=need_s, configs_needed=need_c,
+                 wilcoxon=R.wilcoxon_tests(values, baseline, alpha) if not values.empty else R.Wilcoxon(False, "no values"))
     rep.notes = _notes(rep, trials, m)
     return rep
 
@@ -117,8 +128,7 @@ def _notes(rep: Report, trials: pd.DataFrame, m: int) -> list[str]:
                  f"rank last): {int(worst.sum())} of {len(trials)} trials; the tables show them per cell. A statistic "
                  f"shown as {'inf' if rep.sign > 0 else '-inf'} is that worst value (e.g. a median over mostly "
                  "diverged seeds).")
-    notes.append(f"Multiplicity: Holm's correction over all {m} comparisons with {rep.baseline} in this report "
-                 f"(seeds and budget verdicts together), family-wise error rate alpha = {rep.alpha:g}.")
+    notes += _power_notes(rep, m)
     if (rep.verdicts["kind"] == "budget").any():
         notes.append("Budget verdicts: permutation test of the expected best-of-k on pooled ranks "
                      f"({rep.n_permutations:,} relabellings); the bootstrap bands and intervals (95%, "
@@ -131,10 +141,42 @@ def _notes(rep: Report, trials: pd.DataFrame, m: int) -> list[str]:
     no_base = [ds for ds in rep.datasets if not ((trials["dataset"] == ds) & (trials["loss"] == rep.baseline)).any()]
     if no_base:
         notes.append(f"No {rep.baseline} trials on {', '.join(no_base)}: nothing compared there.")
+    if not rep.wilcoxon.ok and len(rep.datasets) >= R.MIN_WILCOXON_DATASETS:
+        notes.append(f"Pairwise Wilcoxon signed-rank tests across datasets not run: {rep.wilcoxon.reason}.")
+    elif rep.wilcoxon.ok:
+        n = len(rep.wilcoxon.datasets)
+        notes.append(f"Across datasets: two-sided Wilcoxon signed-rank test of each loss against {rep.baseline} over "
+                     f"the {n} datasets{f' ({rep.wilcoxon.reason})' if rep.wilcoxon.reason else ''}, Holm over those "
+                     f"{len(rep.wilcoxon.table)} comparisons (its own family); with {n} datasets its smallest p is "
+                     f"{R.wilcoxon_min_p(n):.3g}" + (f", above alpha: inconclusive ({R.datasets_needed(rep.alpha)} datasets "
+                                                    "can reach alpha)." if R.wilcoxon_min_p(n) > rep.alpha else "."))
     if not rep.friedman.ok:
         notes.append(f"Friedman/Nemenyi across datasets not run: {rep.friedman.reason}.")
     elif rep.friedman.reason:
         notes.append(f"Friedman/Nemenyi: {rep.friedman.reason}.")
+    return notes
+
+
+def _power_notes(rep: Report, m: int) -> list[str]:
+    v = rep.verdicts
+    unsure = int((v["verdict"] == "inconclusive").sum()) if len(v) else 0
+    notes = [f"Multiplicity: Holm's correction over the {m - unsure} of {m} comparisons with {rep.baseline} in this "
+             f"report that can reach alpha = {rep.alpha:g} (seeds and budget verdicts together; family-wise error "
+             f"rate alpha). The other {unsure} are inconclusive: the smallest p-value their test can give at these "
+             "sample sizes (min_p, the test on perfectly separated samples) is above alpha, so they could never be "
+             "significant; they are left out of the family (Tarone 1990), which depends only on the sample sizes."
+             if unsure else
+             f"Multiplicity: Holm's correction over all {m} comparisons with {rep.baseline} in this report "
+             f"(seeds and budget verdicts together), family-wise error rate alpha = {rep.alpha:g}."]
+    if (v["kind"] == "seeds").any() if len(v) else False:
+        s = v[v["kind"] == "seeds"]
+        have = sorted({int(n) for n in s["n_loss"]} | {int(n) for n in s["n_baseline"]})
+        have_s = str(have[0]) if len(have) == 1 else f"{have[0]} to {have[-1]}"
+        need = rep.seeds_needed
+        notes.append(f"Seeds needed: a two-sided Mann-Whitney test with n seeds per loss can reach Holm's first "
+                     f"threshold alpha/m = {rep.alpha / max(m, 1):.2g} (m = {m}) from n = {need} on "
+                     f"(smallest p {S.mw_min_p(need, need):.2g}); this report has {have_s} seeds per loss."
+                     if need else f"Seeds needed: more than {S.MAX_SEEDS} per loss to reach alpha/m.")
     return notes
 
 
@@ -180,7 +222,8 @@ def summary_table(rep: Report) -> pd.DataFrame:
 
 
 VERDICT_COLUMNS = ["dataset", "loss", "baseline", "kind", "budget", "n_loss", "n_baseline", "estimate", "ci_low",
-                   "ci_high", "statistic", "p_value", "p_adjusted", "prob_improvement", "pi_low", "pi_high", "verdict"]
+                   "ci_high", "statistic", "p_value", "min_p", "p_adjusted", "prob_improvement", "pi_low", "pi_high",
+                   "verdict"]
 
 
 def verdicts_table(rep: Report) -> pd.DataFrame:
@@ -190,6 +233,11 @@ def verdicts_table(rep: Report) -> pd.DataFrame:
     order = {x: i for i, x in enumerate(rep.losses)}
     v = v.sort_values(["dataset", "kind", "loss", "budget"], key=lambda s: s.map(order) if s.name == "loss" else s)
     return v.reset_index(drop=True)
+
+
+def wilcoxon_table(rep: Report) -> pd.DataFrame:
+    """Each loss against the baseline across datasets (Wilcoxon signed-rank, Holm over these)."""
+    return rep.wilcoxon.table.drop(columns="direction").reset_index(drop=True)
 
 
 def curves_table(rep: Report) -> pd.DataFrame:

@@ -21,7 +21,7 @@ h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 1.8em; border-botto
 table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: .9em; }
 th, td { border: 1px solid #ccc; padding: .25em .55em; text-align: left; }
 th { background: #f4f4f4; }
-td.better { background: #e3f4e1; } td.worse { background: #fbe4e4; }
+td.better { background: #e3f4e1; } td.worse { background: #fbe4e4; } td.inconclusive { background: #f6f0da; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: .9em; color: #555; }
 .small { font-size: .85em; color: #555; }
@@ -52,7 +52,7 @@ def table(t: Table) -> str:
     for row in t.rows:
         cells = []
         for c in row:
-            cls = f' class="{c}"' if c in ("better", "worse") else ""
+            cls = f' class="{c}"' if c in ("better", "worse", "inconclusive") else ""
             cells.append(f"<td{cls}>{e(c)}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
@@ -77,7 +77,7 @@ def render(rep: Report, inputs: list[str], images: list[tuple[str, str]], method
     body.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in rep.notes) + "</ul>")
     body.append("<h2>Method</h2>" + "".join(f"<p class=\"small\">{e(p)}</p>" for p in method))
     body.append("<p class=\"small\">Made by <code>bench report</code> (gan-bench). Files: leaderboard.md, "
-                "summary.csv, verdicts.csv, budget.csv, report.json.</p>")
+                "summary.csv, verdicts.csv, budget.csv, wilcoxon.csv (with 2 or more datasets), report.json.</p>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>gan-bench report: {e(rep.metric)}</title><style>{CSS}</style></head>\n<body>\n"

@@ -22,7 +22,7 @@ from bench.io import atomic_write_bytes, atomic_write_text
 from reports import html as H
 from reports import leaderboard as L
 from reports import plots as P
-from reports.analysis import Report, curves_table, differences_table, summary_table, verdicts_table
+from reports.analysis import Report, curves_table, differences_table, summary_table, verdicts_table, wilcoxon_table
 
 FORMAT = "gan-bench/report/1"
 MARKER = "report.json"
@@ -39,10 +39,20 @@ METHOD = [
     "Seeds: median and interquartile mean (IQM, 25% trimmed mean; Agarwal et al. 2021, rliable) with 95% percentile "
     "bootstrap intervals; two-sided Mann-Whitney U test against the baseline; probability of improvement "
     "P(X < Y) + 0.5 P(X = Y) = U/(n_x n_y) with a bootstrap interval resampling both samples independently.",
-    "Multiplicity: one Holm family for every comparison in the report; a verdict is better/worse when the Holm-adjusted "
-    "p-value is below alpha, else no-difference. 'Consistently better' means better on every dataset (Lucic et al.).",
-    "Across datasets (Demsar 2006): Friedman test on per-dataset ranks; Nemenyi post-hoc test with critical "
-    "difference CD = q_alpha sqrt(k(k+1)/(6N)).",
+    "Power: min_p is the smallest p-value a comparison's test can produce at its sample sizes (the same test on "
+    "perfectly separated samples; 2/C(n+m, n) for the exact Mann-Whitney test, 0.1 for 3 seeds against 3). A "
+    "comparison whose min_p is above alpha is inconclusive: the data could not have shown a difference. 'Seeds "
+    "needed' is the smallest number of seeds per loss whose min_p reaches alpha/m, Holm's first threshold over the "
+    "report's m comparisons.",
+    "Multiplicity: one Holm family for the comparisons in the report that can reach alpha (inconclusive ones can never "
+    "be rejected and are left out; which ones depends only on the sample sizes, Tarone 1990); a verdict is "
+    "better/worse when the Holm-adjusted p-value is below alpha, else no-difference. 'Consistently better' means "
+    "better on every dataset (Lucic et al.).",
+    "Across datasets: Friedman test on per-dataset ranks (omnibus); Nemenyi post-hoc test with critical difference "
+    "CD = q_alpha sqrt(k(k+1)/(6N)) (Demsar 2006); and, since Nemenyi's verdict on two losses depends on the other "
+    "losses in the pool (Benavoli, Corani & Mangili 2016), a two-sided Wilcoxon signed-rank test of each loss against "
+    "the baseline over the datasets, Holm over those comparisons (2/2^N is its smallest p: 6 datasets are needed at "
+    "alpha = 0.05). The critical-difference diagram joins the losses that Wilcoxon-Holm over all pairs cannot separate.",
     "Diverged, failed and unscored trials are the worst value: +inf for ranks and budget draws; they are counted in "
     "every table and never dropped.",
 ]
@@ -105,7 +115,9 @@ def document(rep: Report, inputs: list[str], files: list[str]) -> dict:
         "lower_is_better": rep.sign > 0, "metric_known": rep.metric_known, "baseline": rep.baseline,
         "alpha": rep.alpha, "budgets": rep.budgets, "resamples": rep.n_resamples, "permutations": rep.n_permutations,
         "seed": rep.seed, "datasets": rep.datasets, "losses": rep.losses, "headline": rep.headline,
-        "notes": rep.notes, "friedman": rep.friedman.to_dict(), "verdicts": verdict_records(rep), "files": files,
+        "metric_label": rep.metric_label, "notes": rep.notes, "family_size": rep.family_size,
+        "seeds_needed": rep.seeds_needed, "configs_needed": rep.configs_needed, "friedman": rep.friedman.to_dict(),
+        "wilcoxon": rep.wilcoxon.to_dict(), "verdicts": verdict_records(rep), "files": files,
     })
 
 
@@ -139,7 +151,8 @@ def write(rep: Report, trials: pd.DataFrame, out: Path, inputs: list[str], previ
            f"Probability of improvement over {rep.baseline} with 95% bootstrap intervals.")
     figure("precision_recall.png", P.precision_recall(rep, trials), "Precision against recall per trial.")
     figure("critical_difference.png", P.critical_difference(rep),
-           "Critical-difference diagram: mean ranks across datasets, Nemenyi post-hoc test.")
+           "Critical-difference diagram: mean ranks across datasets; bars join losses that pairwise Wilcoxon "
+           "signed-rank tests (Holm over all pairs) do not separate.")
     if samples and not any(c in trials.columns for c in ("checkpoint_best", "checkpoint")):
         rep.notes.append("No sample grids: the results name no checkpoints (columns checkpoint_best, checkpoint).")
     elif samples:
@@ -152,6 +165,8 @@ def write(rep: Report, trials: pd.DataFrame, out: Path, inputs: list[str], previ
 
     put("summary.csv", _csv(summary_table(rep)))
     put("verdicts.csv", _csv(verdicts_table(rep)))
+    if rep.wilcoxon.ok:
+        put("wilcoxon.csv", _csv(wilcoxon_table(rep)))
     if not rep.curves.empty:
         b = curves_table(rep)
         d = differences_table(rep)

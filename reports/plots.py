@@ -169,14 +169,18 @@ def prob_improvement(rep: Report) -> bytes | None:
 
 
 def critical_difference(rep: Report) -> bytes | None:
-    """The critical-difference diagram (Demsar 2006) of the Friedman/Nemenyi analysis."""
+    """The critical-difference diagram: mean ranks across datasets (Demsar 2006), bars joining the
+    losses that pairwise Wilcoxon signed-rank tests with Holm over all pairs do not separate
+    (Benavoli et al. 2016); drawn where Friedman ran (>= 3 datasets, >= 3 losses)."""
     import scikit_posthocs as sp
 
-    fr = rep.friedman
-    if not fr.ok:
+    fr, w = rep.friedman, rep.wilcoxon
+    if not fr.ok or not w.ok or w.matrix is None:
         return None
-    fig, ax = plt.subplots(figsize=(9, 1.6 + 0.35 * len(fr.losses)))
-    sp.critical_difference_diagram(fr.mean_ranks, fr.nemenyi, alpha=rep.alpha, cd=fr.cd, ax=ax)
-    fig.suptitle(f"Mean rank over {len(fr.datasets)} datasets (1 = best); bars join losses that Nemenyi cannot "
-                 f"separate\nCD = {fr.cd:.2f} at alpha = {rep.alpha:g}; Friedman p = {fr.p_value:.3g}", fontsize=9, y=1.12)
+    losses = [x for x in fr.losses if x in w.matrix.index]
+    fig, ax = plt.subplots(figsize=(9, 1.6 + 0.35 * len(losses)))
+    sp.critical_difference_diagram(fr.mean_ranks[losses], w.matrix.loc[losses, losses], alpha=rep.alpha, ax=ax)
+    fig.suptitle(f"Mean rank over {len(fr.datasets)} datasets (1 = best); bars join losses that Wilcoxon signed-rank "
+                 f"tests (Holm, all pairs)\ncannot separate at alpha = {rep.alpha:g}; Friedman p = {fr.p_value:.3g}",
+                 fontsize=9, y=1.12)
     return png(fig, tight=True)

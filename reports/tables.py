@@ -5,7 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from reports.analysis import Report, curves_table, summary_table, verdicts_table
+from reports import ranks as R
+from reports.analysis import Report, curves_table, summary_table, verdicts_table, wilcoxon_table
+
+
+POWER = ("min p: the smallest p-value the test can give at these sample sizes; above alpha the verdict is "
+         "inconclusive (the data could not show a difference), and no-difference means the test could have and did not.")
 
 
 @dataclass
@@ -86,14 +91,15 @@ def seeds_tables(rep: Report) -> list[Table]:
                 interval(r["median"], r["median_low"], r["median_high"]),
                 interval(r["iqm"], r["iqm_low"], r["iqm_high"]),
                 "-" if v is None else interval(v["prob_improvement"], v["pi_low"], v["pi_high"], prob),
-                "-" if v is None else pval(v["p_value"]), "-" if v is None else pval(v["p_adjusted"]),
+                "-" if v is None else pval(v["p_value"]), "-" if v is None else pval(v["min_p"]),
+                "-" if v is None else pval(v["p_adjusted"]),
                 "baseline" if base else ("-" if v is None else v["verdict"]),
             ])
         out.append(Table(
             f"{ds}: best configuration, retrained with several seeds",
             ["loss", "seeds", "worst (counted)", f"median {rep.metric} [95% CI]", "IQM [95% CI]",
-             f"P(better than {rep.baseline}) [95% CI]", "p (Mann-Whitney)", "p (Holm)", "verdict"],
-            rows))
+             f"P(better than {rep.baseline}) [95% CI]", "p (Mann-Whitney)", "min p", "p (Holm)", "verdict"],
+            rows, intro=POWER))
     return out
 
 
@@ -115,30 +121,30 @@ def budget_table(rep: Report) -> Table | None:
             if loss == rep.baseline or bv.empty:
                 c = cur.loc[(ds, loss, B)]
                 rows.append([ds, loss + (" (baseline)" if loss == rep.baseline else ""), cfg, worst(r, "search"), str(B),
-                             interval(c["expected_min"], c["band_low"], c["band_high"]), "-", "-", "-",
+                             interval(c["expected_min"], c["band_low"], c["band_high"]), "-", "-", "-", "-",
                              "baseline" if loss == rep.baseline else "-"])
                 continue
             vs = bv[(bv["dataset"] == ds) & (bv["loss"] == loss)]
             if vs.empty:
                 c = cur.loc[(ds, loss, B)]
                 rows.append([ds, loss, cfg, worst(r, "search"), str(B),
-                             interval(c["expected_min"], c["band_low"], c["band_high"]), "-", "-", "-", "-"])
+                             interval(c["expected_min"], c["band_low"], c["band_high"]), "-", "-", "-", "-", "-"])
             for _, v in vs.iterrows():
                 k = int(v["budget"])
                 c = cur.loc[(ds, loss, k)]
                 rows.append([ds, loss, cfg, worst(r, "search"), str(k),
                              interval(c["expected_min"], c["band_low"], c["band_high"]),
                              interval(v["estimate"], v["ci_low"], v["ci_high"]), prob(v["prob_improvement"]),
-                             pval(v["p_adjusted"]), v["verdict"]])
+                             pval(v["min_p"]), pval(v["p_adjusted"]), v["verdict"]])
     best = "min" if rep.sign > 0 else "max"
     return Table(
         f"Budget: expected best {rep.metric} of k random configurations (search phase)",
         ["dataset", "loss", "configs", "worst (counted)", "k", f"E[{best} of k] [95% band]",
-         f"difference to {rep.baseline} [95% CI]", f"P(best of k beats {rep.baseline})", "p (Holm)", "verdict"],
+         f"difference to {rep.baseline} [95% CI]", f"P(best of k beats {rep.baseline})", "min p", "p (Holm)", "verdict"],
         rows,
         intro=(f"E[{best} of k]: the exact expectation over k of the B configurations drawn at random without "
-               "replacement (Lucic et al. 2018's budget curves). Bands and intervals: 95% bootstrap, descriptive; "
-               "verdicts: permutation test on ranks, Holm-corrected."))
+               "replacement (Lucic et al. 2018's budget curves; the unbiased U-statistic, Tang et al. 2020). Bands and "
+               "intervals: 95% bootstrap, descriptive; verdicts: permutation test on ranks, Holm-corrected. " + POWER))
 
 
 def ranks_table(rep: Report) -> Table | None:
@@ -161,5 +167,23 @@ def ranks_table(rep: Report) -> Table | None:
                  intro=intro + f" Value ranked per dataset: {'; '.join(basis)}.")
 
 
+def wilcoxon_report_table(rep: Report) -> Table | None:
+    w = rep.wilcoxon
+    if not w.ok:
+        return None
+    rows = [[r["loss"], str(int(r["datasets"])), f"{int(r['better_on'])}/{int(r['tied_on'])}/{int(r['worse_on'])}",
+             num(r["statistic"]), pval(r["p_value"]), pval(r["min_p"]), pval(r["p_adjusted"]), r["verdict"]]
+            for r in wilcoxon_table(rep).to_dict("records")]
+    return Table(
+        f"Across datasets: Wilcoxon signed-rank test against {rep.baseline}",
+        ["loss", "datasets", "better/tied/worse", "statistic", "p (Wilcoxon)", "min p", "p (Holm)", "verdict"], rows,
+        intro=(f"Two-sided signed-rank test of each loss's per-dataset value against {rep.baseline}'s (the values "
+               "ranked below), Holm over these comparisons (Benavoli, Corani & Mangili 2016: unlike Nemenyi, it does "
+               f"not depend on the other losses in the pool). With N datasets the smallest p is 2/2^N; N < "
+               f"{R.datasets_needed(rep.alpha)} is inconclusive at alpha = {rep.alpha:g}."
+               + (f" {w.reason}." if w.reason else "")))
+
+
 def all_tables(rep: Report) -> list[Table]:
-    return [t for t in [*seeds_tables(rep), budget_table(rep), ranks_table(rep)] if t is not None]
+    return [t for t in [*seeds_tables(rep), budget_table(rep), wilcoxon_report_table(rep), ranks_table(rep)]
+            if t is not None]

@@ -22,7 +22,8 @@ from reports import verdicts as V
 from tests.conftest import run_bench, tree_snapshot
 
 EVIL = "<script>alert(1)</script>"
-VERDICT_KEYS = {"dataset", "loss", "baseline", "kind", "budget", "p_value", "p_adjusted", "prob_improvement", "verdict"}
+VERDICT_KEYS = {"dataset", "loss", "baseline", "kind", "budget", "p_value", "min_p", "p_adjusted", "prob_improvement",
+                "verdict"}
 
 
 def synth(rng, datasets=("d0", "d1", "d2"), losses=None, configs=8, seeds=10, diverge=0.0, extra=None) -> pd.DataFrame:
@@ -73,6 +74,38 @@ def test_budget_curve_equals_brute_force(values):
     assert np.all(np.diff(curve[np.isfinite(curve)]) <= 1e-12)  # more budget never hurts
 
 
+def test_budget_curve_is_the_unbiased_u_statistic_and_with_replacement_is_not():
+    """Tang et al. 2020: over every way to draw the B configs, the without-replacement estimator
+    averages to the true expected best of k; Dodge et al. 2019's with-replacement one does not."""
+    pop = [4.0, 1.0, 3.0, 2.5]  # a population of config scores, enumerated
+    B = 3
+    # (1) configs drawn i.i.d. from the population: all P^B ordered draws, target = E[min of k i.i.d.]
+    draws = list(itertools.product(pop, repeat=B))
+    for k in (1, 2, 3):
+        target = np.mean([min(t) for t in itertools.product(pop, repeat=k)])
+        u = np.mean([Bu.expected_min_curve(d)[k - 1] for d in draws])
+        dodge = np.mean([Bu.expected_min_with_replacement(d, k) for d in draws])
+        assert u == pytest.approx(target, abs=1e-12)
+        if k > 1:
+            assert dodge > target + 0.05  # repeats configs: fewer distinct ones, a worse minimum
+        assert all(Bu.expected_min_with_replacement(d, k) >= Bu.expected_min_curve(d)[k - 1] - 1e-12 for d in draws)
+    # (2) configs drawn without replacement from a finite population: the average over all B-subsets
+    # of the estimator is the population's E[min of k] by enumeration of its k-subsets
+    pop = [5.0, 1.0, 3.0, 2.0, 8.0, 1.5, np.inf]
+    for k in (1, 2, 3, 4):
+        target = brute_expected_min(pop[:-1], k)  # finite part: inf enters where a k-subset is all inf
+        finite = [c for c in itertools.combinations(pop[:-1], 5)]
+        u = np.mean([Bu.expected_min_curve(c)[k - 1] for c in finite])
+        dodge = np.mean([Bu.expected_min_with_replacement(c, k) for c in finite])
+        assert u == pytest.approx(target, abs=1e-12)
+        assert (dodge == pytest.approx(target, abs=1e-12)) == (k == 1)
+    # the with-replacement weights themselves, against brute force over the B^k ordered draws
+    vals = [3.0, 1.0, 4.0, 1.5]
+    for k in (1, 2, 3):
+        brute = np.mean([min(t) for t in itertools.product(vals, repeat=k)])
+        assert Bu.expected_min_with_replacement(vals, k) == pytest.approx(brute, abs=1e-12)
+
+
 def test_budget_curves_frame_matches_brute_force_per_cell():
     rng = np.random.default_rng(5)
     df = synth(rng, datasets=("d0",), configs=6, seeds=0, diverge=0.3)
@@ -117,7 +150,49 @@ def test_budget_permutation_test_is_calibrated_where_the_bootstrap_is_not():
     assert boot / n > 0.05 + 3 * se
 
 
+def test_budget_min_p_is_the_p_of_separated_cells():
+    """min_p: the p the same relabellings give perfectly separated cells; it matches the exact
+    permutation minimum 2/C(2n, n) (plus the Monte Carlo floor), and no data gets below it."""
+    for n, k in ((3, 1), (3, 3), (4, 2), (5, 5)):
+        t, p, min_p = Bu.permutation_test_min(np.arange(n), np.arange(n, 2 * n), k, 20_000, np.random.default_rng(1))
+        assert p == min_p == Bu.permutation_min_p(n, n, k, 20_000, np.random.default_rng(1))
+        exact = 2 / math.comb(2 * n, n)
+        assert min_p == pytest.approx(exact, abs=4 * math.sqrt(exact / 20_000) + 1 / 20_001)
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        a, b = rng.normal(size=3), rng.normal(size=4)
+        a[0] = b[0] = np.inf  # ties at the worst value
+        _, p, min_p = Bu.permutation_test_min(a, b, 2, 5000, rng)
+        assert p >= min_p - 3 * math.sqrt(min_p / 5000)
+
+
 # ---- seeds statistics ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n, m", [(3, 3), (5, 5), (3, 5), (2, 8)])
+def test_mann_whitney_min_p_is_the_closed_form(n, m):
+    """Exact two-sided Mann-Whitney: the smallest p is 2 / C(n + m, n) (0.1 for 3 vs 3)."""
+    assert S.mw_min_p(n, m) == pytest.approx(2 / math.comb(n + m, n), rel=1e-12)
+    assert S.mw_min_p(3, 3) == pytest.approx(0.1)
+    rng = np.random.default_rng(n * 10 + m)
+    for _ in range(30):  # no sample of these sizes goes below it, ties (diverged seeds) included
+        x, y = np.round(rng.normal(size=n), 0), np.round(rng.normal(size=m), 0)
+        x[rng.random(n) < 0.3] = np.inf
+        method = S.mw_method(n, m, ties=len(np.unique(np.r_[x, y])) < n + m)
+        assert S.mannwhitney(x, y, method).pvalue >= S.mw_min_p(n, m, method) - 1e-12
+    # scipy's "auto" would give tied 3 vs 3 the normal approximation, p = 0.047 < 0.1: not ours
+    assert stats.mannwhitneyu([0, 0, 0], [1, 1, 1]).pvalue < 0.05
+    assert S.mannwhitney([0, 0, 0], [1, 1, 1], S.mw_method(3, 3, ties=True)).pvalue == pytest.approx(0.1)
+
+
+def test_seeds_needed_is_the_first_n_that_reaches_alpha_over_m():
+    for alpha, m in ((0.05, 1), (0.05, 2), (0.05, 18), (0.01, 40), (0.05, 500)):
+        n = S.seeds_needed(alpha, m)
+        assert S.mw_min_p(n, n) <= alpha / m
+        assert all(S.mw_min_p(j, j) > alpha / m for j in range(2, n))
+    assert S.seeds_needed(0.05, 1) == 4  # 2/C(8, 4) = 0.029; 3 seeds: 0.1
+    assert S.seeds_needed(0.05, 18) == 6  # 2/C(12, 6) = 0.0022 <= 0.0028
+
+
 
 def test_prob_improvement_equals_pair_counting():
     rng = np.random.default_rng(1)
@@ -173,6 +248,54 @@ def test_critical_difference_matches_demsar_table():
     assert fr.statistic == pytest.approx(stats.friedmanchisquare(*[vals.rank(axis=1)[c] for c in vals]).statistic)
 
 
+def brute_signed_rank_p(d) -> float:
+    """Two-sided signed-rank p by enumerating every sign flip of the nonzero differences (midranks)."""
+    d = np.asarray(d, float)
+    d = d[d != 0]
+    r = stats.rankdata(np.abs(d))
+    obs = r[d > 0].sum()
+    flips = np.array([r[np.array(s, bool)].sum() for s in itertools.product((0, 1), repeat=len(d))])
+    tol = 1e-9
+    return min(1.0, 2 * min(np.mean(flips <= obs + tol), np.mean(flips >= obs - tol)))
+
+
+def test_wilcoxon_against_the_baseline_equals_sign_flip_enumeration():
+    rng = np.random.default_rng(4)
+    datasets = [f"d{i}" for i in range(6)]
+    vals = pd.DataFrame(rng.normal(size=(6, 4)), index=datasets, columns=["ns", "a", "b", "c"])
+    vals["a"] = vals["ns"] - 1 - rng.random(6)  # lower (better) on all six datasets
+    vals["c"] = vals["ns"] + np.r_[1.0, 1.0, -1.0, 2.0, 0.0, 3.0]  # ties in |d| and a zero
+    vals.loc["d2", ["ns", "b"]] = np.inf  # both diverged: a zero difference
+    w = R.wilcoxon_tests(vals, "ns")
+    assert w.ok and list(w.table["loss"]) == ["a", "b", "c"]
+    t = w.table.set_index("loss")
+    for loss in ("a", "b", "c"):
+        d = R.differences(vals[loss].to_numpy(), vals["ns"].to_numpy())
+        assert t.loc[loss, "p_value"] == pytest.approx(brute_signed_rank_p(d), abs=1e-12), loss
+        assert t.loc[loss, "min_p"] == pytest.approx(2 / 2 ** 6)
+    assert t.loc["a", "better_on"] == 6 and t.loc["a", "p_value"] == pytest.approx(2 / 64)
+    np.testing.assert_allclose(t["p_adjusted"], V.holm(t["p_value"]))  # Holm over the k - 1 comparisons
+    assert t.loc["a", "verdict"] == "no-difference"  # 3 x 0.031 > 0.05: the family costs power
+    one = R.wilcoxon_tests(vals[["ns", "a"]], "ns").table.iloc[0]
+    assert one["verdict"] == "better" and one["p_adjusted"] == pytest.approx(2 / 64)
+    worse = R.wilcoxon_tests(pd.DataFrame({"ns": vals["a"], "a": vals["ns"]}), "ns").table.iloc[0]
+    assert worse["verdict"] == "worse"
+    # the diagram's matrix: Holm over all 6 pairs, symmetric
+    allp = R.pairwise_wilcoxon(vals, list(itertools.combinations(vals.columns, 2)))
+    assert len(allp) == 6
+    for r in allp.itertuples():
+        assert w.matrix.loc[r.loss, r.baseline] == w.matrix.loc[r.baseline, r.loss] == pytest.approx(r.p_adjusted)
+
+
+def test_wilcoxon_with_three_datasets_is_inconclusive():
+    vals = pd.DataFrame({"ns": [3.0, 4.0, 5.0], "a": [1.0, 1.0, 1.0], "b": [9.0, 8.0, 7.0]}, index=["x", "y", "z"])
+    t = R.wilcoxon_tests(vals, "ns").table
+    assert (t["min_p"] == 0.25).all() and (t["p_value"] == 0.25).all()  # 2/2^3: a better on all three
+    assert (t["verdict"] == "inconclusive").all() and t["p_adjusted"].isna().all()
+    assert R.datasets_needed(0.05) == 6 and R.wilcoxon_min_p(5) == pytest.approx(0.0625)
+    assert not R.wilcoxon_tests(vals.iloc[:1], "ns").ok
+
+
 # ---- planted effects, calibration, diverged trials -------------------------------------------------
 
 def test_planted_effects_are_found():
@@ -185,8 +308,63 @@ def test_planted_effects_are_found():
         assert got["good"] == {"better"} and got["bad"] == {"worse"}, (kind, got)
         assert got["same"] == {"no-difference"}
     rep = A.analyse(M.prepare(df), "ns", n_resamples=300)
-    assert rep.headline.startswith("good is better than ns on all 3 datasets")
+    assert rep.headline.startswith("By fid: good is better than ns on all 3 datasets")
     assert "bad is worse" in rep.headline
+
+
+def test_three_seeds_cannot_decide_a_huge_effect_and_twenty_can():
+    """A planted effect of 6 noise SDs: with 3 seeds per loss the seeds verdict is inconclusive (3 vs
+    3 cannot go below p = 0.1) and the headline says so; with 20 seeds it is better/worse."""
+    rng = np.random.default_rng(8)
+    df = synth(rng, datasets=("ring8",), losses={"ns": 0.0, "good": -6.0, "bad": 6.0}, configs=3, seeds=3)
+    rep = A.analyse(M.prepare(df), "ns", n_resamples=300)
+    v = rep.verdicts
+    assert set(v["verdict"]) == {"inconclusive"}  # the budget tests (3 configs) too
+    s = v[v["kind"] == "seeds"]
+    np.testing.assert_allclose(s[["min_p", "p_value"]].to_numpy(float), 0.1, rtol=1e-12)
+    assert s["p_adjusted"].isna().all()  # not in the Holm family: it can never be rejected
+    assert rep.family_size == 4 and rep.seeds_needed == S.seeds_needed(0.05, 4) == 5  # 2/C(10, 5) = 0.0079 <= 0.05/4
+    assert rep.headline == ("By fid: no verdict on ring8: 3 seeds per loss cannot show a difference at alpha = 0.05 "
+                            "(the smallest attainable p is 0.1); use --seeds >= 5.")
+    assert "No loss beats" not in rep.headline and "no loss beats" not in rep.headline
+    assert any(n.startswith("Seeds needed:") and "from n = 5" in n for n in rep.notes)
+    rep = A.analyse(M.prepare(df), "ns", n_resamples=300, metric_label="w1 on ring8")
+    assert rep.headline.startswith("By w1 on ring8: no verdict on ring8")
+    df = synth(np.random.default_rng(8), datasets=("ring8",), losses={"ns": 0.0, "good": -6.0, "bad": 6.0},
+               configs=20, seeds=20)
+    rep = A.analyse(M.prepare(df), "ns", n_resamples=300)
+    got = rep.verdicts.set_index(["kind", "loss"])["verdict"]
+    assert got[("seeds", "good")] == "better" and got[("seeds", "bad")] == "worse"
+    assert rep.headline == "By fid: good is better than ns on ring8 (bad is worse on ring8)."
+
+
+def test_headline_names_the_inconclusive_losses_when_only_some_are():
+    rng = np.random.default_rng(13)
+    df = synth(rng, datasets=("d0", "d1"), losses={"ns": 0.0, "good": -6.0, "same": 0.0}, configs=20, seeds=20)
+    few = (df["dataset"] == "d1") & (df["phase"] == "seeds") & (df.groupby(["dataset", "loss", "phase"]).cumcount() >= 3)
+    df = df[~few]  # 3 seeds per loss on d1: no seeds verdict there
+    rep = A.analyse(M.prepare(df), "ns", n_resamples=300)
+    p = V.primary(rep.verdicts).set_index(["dataset", "loss"])["verdict"]
+    assert p[("d0", "good")] == "better" and p[("d1", "good")] == "inconclusive"
+    assert p[("d0", "same")] == "no-difference"
+    h = rep.headline
+    assert h.startswith("By fid: same does not consistently beat ns across the 2 datasets"), h
+    assert "no verdict on good (1/2): 3 seeds per loss cannot show a difference at alpha = 0.05" in h, h
+    assert "no loss" not in h.lower()
+
+
+def test_headline_says_when_no_difference_could_not_survive_holm():
+    """5 seeds against 5 can reach p = 0.0079 < alpha (so not inconclusive) but not alpha/m over 10
+    comparisons: "no loss beats ns" comes with that caveat and the seeds that would lift it."""
+    rng = np.random.default_rng(14)
+    df = synth(rng, datasets=("d0",), losses={"ns": 0.0, "good": -6.0, "a": 0.0, "b": 0.0, "c": 0.0, "d": 0.0},
+               configs=5, seeds=5)
+    rep = A.analyse(M.prepare(df), "ns", n_resamples=200)
+    s = rep.verdicts[rep.verdicts["kind"] == "seeds"].set_index("loss")
+    assert (s["verdict"] == "no-difference").all() and s.loc["good", "p_value"] == pytest.approx(2 / 252)
+    assert rep.family_size == 10 and rep.seeds_needed == 6
+    assert rep.headline == ("By fid: no loss beats ns on d0; but 5 seeds per loss are too few for a difference to pass "
+                            "Holm over 10 comparisons on its own (smallest p 0.0079 > alpha/m = 0.005); use --seeds >= 6.")
 
 
 def test_headline_when_no_loss_is_consistently_better():
@@ -194,20 +372,26 @@ def test_headline_when_no_loss_is_consistently_better():
     df = synth(rng, losses={"ns": 0.0, "good": 0.0, "bad": 6.0})
     df.loc[(df["loss"] == "good") & (df["dataset"] == "d0"), "fid"] -= 6  # better on one dataset only
     rep = A.analyse(M.prepare(df), "ns", n_resamples=300)
-    assert rep.headline.startswith("No loss consistently beats ns across the 3 datasets")
+    assert rep.headline.startswith("By fid: no loss consistently beats ns across the 3 datasets")
     assert "good (1/3)" in rep.headline and "worse on all 3 datasets: bad" in rep.headline
 
 
 def test_null_studies_are_calibrated():
-    """200 studies where every loss shares one distribution: the share with any better/worse verdict
-    (seeds and budget verdicts, one Holm family) stays within alpha + 3 binomial SEs."""
+    """Studies where every loss shares one distribution: the share with any false better/worse verdict
+    stays within alpha + 3 binomial SEs. 200 studies with 20 seeds (every comparison powered: one Holm
+    family of seeds and budget verdicts), and 100 with 3 seeds, whose seeds comparisons are
+    inconclusive and leave the family (Tarone): the budget verdicts alone must stay calibrated."""
     rng = np.random.default_rng(2024)
-    n, alpha, false = 200, 0.05, 0
-    for i in range(n):
-        v = decided(synth(rng, diverge=0.1), alpha=alpha, seed=i, with_ci=False)
-        assert set(v["kind"]) == {"seeds", "budget"}
-        false += (v["verdict"] != "no-difference").any()
-    assert false / n <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / n)
+    alpha = 0.05
+    for n, seeds, datasets in ((200, 20, ("d0", "d1", "d2")), (100, 3, ("d0", "d1"))):
+        false = 0
+        for i in range(n):
+            v = decided(synth(rng, datasets=datasets, seeds=seeds, diverge=0.1), alpha=alpha, seed=i, with_ci=False)
+            assert set(v["kind"]) == {"seeds", "budget"}
+            assert (v.loc[v["kind"] == "budget", "verdict"] != "inconclusive").all()
+            assert (v.loc[v["kind"] == "seeds", "verdict"] == "inconclusive").all() == (seeds == 3)
+            false += v["verdict"].isin(["better", "worse"]).any()
+        assert false / n <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / n), (seeds, false)
 
 
 def test_diverged_trials_count_as_worst_and_are_shown():
@@ -281,13 +465,20 @@ def test_cli_csv_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)  # exactly one JSON object
     assert doc["format"] == "gan-bench/report/1" and doc["inputs"] == ["table.csv"]
-    assert doc["headline"] == "wgan-gp is better than ns on all 3 datasets (mm is worse on all 3 datasets)."
+    assert doc["headline"] == "By fid: wgan-gp is better than ns on all 3 datasets (mm is worse on all 3 datasets)."
     vs = doc["verdicts"]
     assert vs and all(VERDICT_KEYS <= set(v) for v in vs)
     assert {v["kind"] for v in vs} == {"seeds", "budget"} and {v["budget"] for v in vs if v["kind"] == "budget"} == {4, 8}
     assert {(v["loss"], v["verdict"]) for v in vs if v["kind"] == "seeds"} >= {("wgan-gp", "better"), ("mm", "worse")}
+    assert doc["seeds_needed"] == S.seeds_needed(0.05, doc["family_size"]) and doc["metric_label"] == "fid"
+    assert doc["family_size"] == len(vs) and all(v["min_p"] <= 0.05 for v in vs)  # 10 seeds, 8 configs: powered
+    w = doc["wilcoxon"]
+    assert w["ok"] and {c["loss"] for c in w["comparisons"]} == {"wgan-gp", "mm", EVIL}
+    assert all(c["min_p"] == 0.25 and c["verdict"] == "inconclusive" for c in w["comparisons"])  # 3 datasets
     out = tmp_path / "lab" / "report"  # default: next to the results file
-    for f in ("index.html", "leaderboard.md", "verdicts.csv", "summary.csv", "budget.csv", "report.json",
+    assert set(pd.read_csv(out / "wilcoxon.csv")["verdict"]) == {"inconclusive"}
+    assert "min_p" in pd.read_csv(out / "verdicts.csv").columns
+    for f in ("index.html", "leaderboard.md", "verdicts.csv", "summary.csv", "budget.csv", "report.json", "wilcoxon.csv",
               "distribution.png", "budget.png", "prob_improvement.png", "precision_recall.png", "critical_difference.png"):
         assert (out / f).is_file(), f
     assert json.loads((out / "report.json").read_text()) == doc
