@@ -10,6 +10,10 @@ Names (see ``names()``):
   {-4,-2,0,2,4}^2, std 0.05). ``real(n)`` draws a fixed, split-dependent set of points.
 - ``digits``: scikit-learn's bundled 8x8 digits (1,797 images, values 0..16 scaled to 0..255);
   ``resolution`` 16 or 32 upsamples bilinearly. No held-out split: train == test == all 1,797.
+- ``stacked-digits``: StackedMNIST's 1,000 modes (Metz et al. 2017) from the digits: 3 channels, each an
+  independently drawn digit (train: seed 0, 60,000 images; test: seed 1, 10,000; ``count=`` as for
+  polygons; ``resolution`` 16 or 32 as for digits). A sample's mode is its triple of digit classes;
+  ``bench.data.synthetic.stacked_digits_labels(split, count)`` gives the data's own [count, 3].
 - ``polygons``: Lucic et al.'s anti-aliased triangles, 28x28, generated here deterministically
   (train: seed 0, 60,000 images; test: seed 1, 10,000; ``count=`` changes the number; the first k
   images do not depend on ``count``).

@@ -26,7 +26,7 @@ EARLY_STOPS = ("none", "asha")
 
 # Lucic et al. 2018 training length in epochs (checkpoint every 5 epochs); CPU-sized steps elsewhere.
 EPOCHS = {"mnist": 20, "fashion-mnist": 20, "cifar10": 100, "celeba": 40, "polygons": 20}
-STEPS = {"ring8": 1000, "grid25": 1000, "digits": 1000}
+STEPS = {"ring8": 1000, "grid25": 1000, "digits": 1000, "stacked-digits": 1000}
 DEFAULT_ARCH = {"points": "mlp", "images": "infogan"}
 
 

@@ -13,7 +13,8 @@ import torch
 
 import bench.data.files as files_mod
 from bench import datasets as D
-from bench.data.synthetic import render_triangles, triangle_vertices
+from bench.data.synthetic import (STACKED_DIGITS, render_triangles, stacked_digits_indices, stacked_digits_labels,
+                                  triangle_vertices)
 from bench.errors import DataNotFound, UsageError
 
 
@@ -30,7 +31,7 @@ def cache(tmp_path, monkeypatch) -> Path:
 # ----------------------------------------------------------------------------------------------
 def test_names_and_constants():
     assert D.names() == ["celeba", "cifar10", "digits", "fashion-mnist", "folder:PATH", "grid25", "mnist",
-                         "polygons", "ring8"]
+                         "polygons", "ring8", "stacked-digits"]
     images = {n for n in D.names() if n not in ("ring8", "grid25")}
     assert {n.replace(":PATH", "") for n in images} == set(D.NATIVE_RESOLUTION)
     for name, allowed in D.RESOLUTIONS.items():
@@ -139,6 +140,44 @@ def test_digits():
         assert up.shape == (1, r, r) and up.images.dtype == torch.uint8 and up.n == 1797
         # a bilinear upsample keeps the mean brightness to within quantization and edge effects
         assert abs(up.images.float().mean() - ds.images.float().mean()) < 3
+
+
+# ----------------------------------------------------------------------------------------------
+# stacked digits (1,000 modes)
+# ----------------------------------------------------------------------------------------------
+def test_stacked_digits(cache):
+    from scipy.stats import chi2_contingency, chisquare
+    from sklearn.datasets import load_digits
+
+    digits = D.get("digits").images[:, 0]
+    ds = D.get("stacked-digits")
+    assert (ds.kind, ds.shape, ds.n, ds.images.dtype) == ("images", (3, 8, 8), 60_000, torch.uint8)
+    assert ds.info["seed"] == 0 and ds.info["modes"] == 1000
+    assert len(list(cache.glob("stacked-digits-train-8-*.pt"))) == 1
+    # channel c of image i is digit idx[i, c]; deterministic, and the first k do not depend on count
+    idx = torch.from_numpy(stacked_digits_indices(60_000, 0))
+    assert torch.equal(ds.images, digits[idx])
+    assert torch.equal(D.get("stacked-digits").images, ds.images)
+    assert torch.equal(D.get("stacked-digits", count=100).images, ds.images[:100])
+    test = D.get("stacked-digits", split="test")
+    assert test.n == STACKED_DIGITS["count"]["test"] == 10_000 and test.info["seed"] == 1
+    assert not torch.equal(test.images[:100], ds.images[:100])
+    x = ds.sample(64)
+    assert x.shape == (64, 3, 8, 8) and x.dtype == torch.float32 and -1 <= x.min() and x.max() <= 1
+    for r in (16, 32):
+        up = D.get("stacked-digits", resolution=r, count=50)
+        assert torch.equal(up.images, D.get("digits", resolution=r).images[:, 0][idx[:50]])
+    # labels: the digit class of each channel; channels independent, so a triple's frequency is the
+    # product of its digits' class frequencies (174 to 183 of 1,797 each: near uniform, 1/1,000)
+    y = stacked_digits_labels("train")
+    assert y.shape == (60_000, 3) and torch.equal(y[:100], stacked_digits_labels("train", 100))
+    q = torch.bincount(torch.from_numpy(load_digits().target), minlength=10).double() / 1797
+    expected = torch.einsum("a,b,c->abc", q, q, q).flatten() * len(y)
+    counts = torch.bincount((y * torch.tensor([100, 10, 1])).sum(1), minlength=1000)
+    assert counts.min() > 0 and chisquare(counts.numpy(), expected.numpy()).pvalue > 0.01
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        table = torch.zeros(10, 10).index_put_((y[:, a], y[:, b]), torch.ones(len(y)), accumulate=True)
+        assert chi2_contingency(table.numpy()).pvalue > 0.01  # channel a independent of channel b
 
 
 # ----------------------------------------------------------------------------------------------

@@ -135,6 +135,44 @@ def test_digits_class_modes():
     assert one["modes"] == 1 and one["mode_kl"] > 2 and one["provenance"]["mode_classifier"] == "digits-cnn"
 
 
+def test_stacked_digits_classifier_accuracy():
+    """digits-cnn on real stacked digits, one channel at a time (the numbers in bench.metrics.modes)."""
+    from bench.data.synthetic import stacked_digits_labels
+
+    clf = get_extractor("digits-cnn", None, "cpu")
+    for res, n, per_channel, triples in ((8, 10_000, 0.997, 0.99), (16, 2_000, 0.97, 0.92), (32, 2_000, 0.97, 0.93)):
+        x = datasets.get("stacked-digits", split="test", resolution=res).uint8(n)
+        pred = clf(x.flatten(0, 1).unsqueeze(1), 1024)["logits"].argmax(1).view(n, 3)
+        right = pred == stacked_digits_labels("test", n)
+        assert right.float().mean(0).min() >= per_channel and right.all(1).float().mean() >= triples, res
+
+
+def test_stacked_digits_modes():
+    x = datasets.get("stacked-digits").uint8(10_000)
+    real = score_samples(x, "stacked-digits", metrics=["modes"])
+    assert real["modes_total"] == 1000 and real["modes"] >= 995 and real["mode_kl"] < 0.07
+    p = real["provenance"]
+    assert (p["mode_classifier"], p["mode_min_fraction"], p["mode_kl_to"]) == ("digits-cnn", 0.0, "uniform")
+    one = score_samples(x[:1].repeat(500, 1, 1, 1), "stacked-digits", metrics=["modes"])
+    assert one["modes"] == 1 and one["mode_kl"] == pytest.approx(math.log(1000))
+    # the classifier reads each channel on its own: the same digit in every channel is one triple (a, a, a)
+    gray = score_samples(x[:500, :1].repeat(1, 3, 1, 1), "stacked-digits", metrics=["modes"])
+    assert gray["modes"] <= 10
+
+
+def test_class_modes_threshold():
+    from bench.metrics.modes import CLASS_MODES, class_modes
+
+    classes = torch.tensor([[0, 0, 0]] * 999 + [[1, 2, 3]])  # one sample in triple 123
+    uniform = torch.full((1000,), 1e-3, dtype=torch.float64)
+    assert class_modes(classes, uniform, min_fraction=CLASS_MODES["stacked-digits"]["min_fraction"])["modes"] == 2
+    assert class_modes(classes, uniform, min_fraction=0.01)["modes"] == 1
+    # digits keeps its 1% rule and KL to the data's class frequencies
+    assert CLASS_MODES["digits"] == {"min_fraction": 0.01, "kl_to": "data"}
+    assert class_modes(torch.tensor([[3]] * 5), torch.full((10,), 0.1), min_fraction=0.01) == {
+        "modes": 1, "modes_total": 10, "mode_kl": pytest.approx(math.log(10))}
+
+
 def test_density_coverage_equals_brute_force():
     g = torch.Generator().manual_seed(0)
     real, fake, k = torch.randn(40, 3, generator=g), torch.randn(25, 3, generator=g) * 1.3, 5

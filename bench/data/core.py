@@ -27,6 +27,7 @@ CACHE_VERSION = 1  # bump when a loader's output changes for the same sources
 # Side length each image dataset has when ``resolution`` is not given (points have none).
 NATIVE_RESOLUTION: dict[str, int] = {
     "digits": 8,
+    "stacked-digits": 8,
     "polygons": 28,
     "mnist": 28,
     "fashion-mnist": 28,
@@ -37,6 +38,7 @@ NATIVE_RESOLUTION: dict[str, int] = {
 # Side lengths ``get(..., resolution=)`` accepts (the native one first).
 RESOLUTIONS: dict[str, tuple[int, ...]] = {
     "digits": (8, 16, 32),        # upsampled bilinearly (antialias off), then quantized to uint8
+    "stacked-digits": (8, 16, 32),  # each channel a digit as above
     "polygons": (28, 32),         # rendered directly at that size
     "mnist": (28, 32),            # upsampled bilinearly
     "fashion-mnist": (28, 32),

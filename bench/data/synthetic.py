@@ -1,4 +1,5 @@
-"""Datasets made here, no files needed: 2-D Gaussian mixtures, scikit-learn's digits, Lucic's triangles."""
+"""Datasets made here, no files needed: 2-D Gaussian mixtures, scikit-learn's digits (plain and stacked
+three to an image), Lucic's triangles."""
 from __future__ import annotations
 
 import math
@@ -72,6 +73,58 @@ def _digits(req: Request) -> Dataset:
     images = cached(path, lambda: digits_uint8(req.resolution), {"name": "digits", "resolution": req.resolution})
     return images_dataset("digits", req.split, images, cache=str(path), source="sklearn.datasets.load_digits",
                           note="no held-out split: train and test are the same 1,797 images")
+
+
+# ----------------------------------------------------------------------------------------------
+# Stacked digits: the 1,000-mode StackedMNIST of Metz et al. 2017 ("Unrolled GANs"; also used by
+# VEEGAN, Srivastava et al. 2017; PacGAN, Lin et al. 2018; R3GAN, Huang et al. 2024), built from
+# scikit-learn's digits instead of MNIST. Image i has 3 channels; channel c is digit image idx[i, c],
+# the indices drawn independently and uniformly (with replacement) from the 1,797 digits by numpy's
+# default_rng seeded per split. Its mode is the triple of the three digits' classes, one of
+# 10^3 = 1,000, each with probability ~1/1,000 (the digits' classes hold 174 to 183 images each).
+# Train and test are different draws (seeds 0 and 1) from the same 1,797 digits: digits has no
+# held-out split, so the test split holds new triples (of 1,797^3 ~ 5.8e9), not unseen digits.
+# Mode metrics (bench.metrics.modes) classify each channel with ``digits-cnn``.
+# ----------------------------------------------------------------------------------------------
+STACKED_DIGITS = {
+    "channels": 3,
+    "seed": {"train": 0, "test": 1},
+    "count": {"train": 60_000, "test": 10_000},
+}
+
+
+def stacked_digits_indices(count: int, seed: int) -> np.ndarray:
+    """[count, 3] int64 indices into scikit-learn's digits. The first k rows do not depend on count."""
+    return np.random.default_rng(seed).integers(0, DIGITS_COUNT, size=(count, STACKED_DIGITS["channels"]))
+
+
+def stacked_digits_uint8(count: int, seed: int, resolution: int = 8) -> torch.Tensor:
+    """uint8 [count, 3, R, R]: channel c of image i is digit ``stacked_digits_indices(count, seed)[i, c]``."""
+    digits = digits_uint8(resolution)[:, 0]                                  # [1797, R, R]
+    return digits[torch.from_numpy(stacked_digits_indices(count, seed))].contiguous()
+
+
+def stacked_digits_labels(split: str = "train", count: int | None = None) -> torch.Tensor:
+    """int64 [count, 3]: the digit class of each channel of the split's images (row i is image i's mode)."""
+    from sklearn.datasets import load_digits  # bundled with scikit-learn: never downloads
+
+    count = count or STACKED_DIGITS["count"][split]
+    target = torch.from_numpy(load_digits().target).long()
+    return target[torch.from_numpy(stacked_digits_indices(count, STACKED_DIGITS["seed"][split]))]
+
+
+@register("stacked-digits", kind="images", takes_count=True)
+def _stacked_digits(req: Request) -> Dataset:
+    from importlib.metadata import version  # not `import sklearn`: that costs seconds on a cache hit
+
+    count = req.count or STACKED_DIGITS["count"][req.split]
+    seed = STACKED_DIGITS["seed"][req.split]
+    key = short_hash([CACHE_VERSION, "stacked-digits", version("scikit-learn"), seed, count, req.resolution])
+    path = cache_path("stacked-digits", req.split, req.resolution, key)
+    images = cached(path, lambda: stacked_digits_uint8(count, seed, req.resolution),
+                    {"name": "stacked-digits", "seed": seed, "count": count, "resolution": req.resolution})
+    return images_dataset("stacked-digits", req.split, images, cache=str(path), seed=seed, modes=1000,
+                          source="sklearn.datasets.load_digits, three per image (one per channel)")
 
 
 # ----------------------------------------------------------------------------------------------

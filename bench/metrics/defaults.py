@@ -1,22 +1,24 @@
 """The one table of metric defaults, shared by the API (``bench.metrics.score``) and ``bench score``.
 
 Sample counts follow Lucic et al. 2018: 10,000 generated vs 10,000 real (test split) images; 10,000
-points for 2-D mixtures; all 1,797 images for digits (which has no held-out split). ``n`` / ``--samples``
-overrides the generated count; the real count is ``min(n, size of the real split)``.
+points for 2-D mixtures; all 1,797 images for digits (which has no held-out split); 26,000 for
+stacked-digits (the count of Metz et al. 2017, VEEGAN and PacGAN, at which its modes are counted).
+``n`` / ``--samples`` overrides the generated count; the real count is ``min(n, size of the real split)``.
 """
 from __future__ import annotations
 
 DEFAULTS: dict = {
     # sample counts
-    "samples": {"points": 10_000, "images": 10_000, "digits": 1_797},
+    "samples": {"points": 10_000, "images": 10_000, "digits": 1_797, "stacked-digits": 26_000},
     "split": "test",                 # Lucic: the test split is the reference
     "seed": 0,                       # seed of the latent draws (a dedicated torch.Generator)
     "gen_batch_size": 500,           # latents per generator call
     "fe_batch_size": 64,             # images per feature-extractor call (torch-fidelity's default)
     # default metrics by data kind ("modes" is added where modes are defined: MODE_DATASETS)
     "metrics": {"points": ("fid", "kid", "prc", "dc", "modes"), "images": ("fid", "kid", "prc", "dc", "is")},
-    # default extractor by data kind (digits has its own)
-    "extractor": {"points": "identity", "images": "inception-v3-compat", "digits": "digits-cnn"},
+    # default extractor by data kind (digits and stacked-digits have their own)
+    "extractor": {"points": "identity", "images": "inception-v3-compat", "digits": "digits-cnn",
+                  "stacked-digits": "digits-cnn"},
     # metric parameters
     "kid_subset_size": 1000,         # capped at min(n_generated, n_real); the value used is recorded
     "kid_subsets": 100,
@@ -28,16 +30,17 @@ DEFAULTS: dict = {
     "mode_radius_std": 3.0,          # "in a mode" = within 3 std of its centre
 }
 
-# Datasets with mode metrics: 2-D mixtures (known centres) and digits (classes, by digits-cnn).
-MODE_DATASETS = ("ring8", "grid25", "digits")
+# Datasets with mode metrics: 2-D mixtures (known centres), digits and stacked-digits (classes of each
+# channel, by digits-cnn).
+MODE_DATASETS = ("ring8", "grid25", "digits", "stacked-digits")
 
 
 def default_samples(dataset: str, kind: str) -> int:
-    return DEFAULTS["samples"]["digits" if dataset == "digits" else kind]
+    return DEFAULTS["samples"].get(dataset, DEFAULTS["samples"][kind])
 
 
 def default_extractor(dataset: str, kind: str) -> str:
-    return DEFAULTS["extractor"]["digits" if dataset == "digits" else kind]
+    return DEFAULTS["extractor"].get(dataset, DEFAULTS["extractor"][kind])
 
 
 def default_metrics(dataset: str, kind: str) -> list[str]:
