@@ -18,8 +18,21 @@ from bench.errors import STORAGE_ERRNOS, UsageError
 COMMANDS = ["train", "run", "score", "report", "rescore"]
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps help text at spaces only: names such as ``stacked-digits`` stay whole (and greppable)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse prints usage plus the error; we want exactly one line and exit 2."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # noqa: D401
         sys.stderr.write(f"{self.prog}: error: {message}\n")
