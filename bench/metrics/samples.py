@@ -1,8 +1,11 @@
 """Generated samples: drawn from a generator with a dedicated RNG, checked, converted for extractors.
 
-``sampler(G, z_dim, z_dist, seed)`` returns ``n -> samples``: z comes from a ``torch.Generator``
-seeded with ``seed`` on the CPU (the same n gives the same samples on any device) and the global RNG
-is never touched, so training resumes bit for bit after a scoring hook.
+``sampler(G, z_dim, z_dist, seed)`` returns ``n -> samples``: all n latents are drawn in one call
+from a ``torch.Generator`` seeded with ``seed`` on the CPU, so z depends on (seed, n, z_dim, z_dist)
+only, never on the device or the batch size G is called with, and the global RNG is never touched
+(training resumes bit for bit after a scoring hook). The samples are bitwise the same for the same
+batch size on the same machine; across batch sizes they agree to float rounding only (a matmul picks
+its kernel by shape).
 """
 from __future__ import annotations
 
@@ -31,13 +34,9 @@ def sampler(G: Callable[[torch.Tensor], torch.Tensor], z_dim: int, z_dist: str =
         raise UsageError(f"z-dim must be a positive integer, got {z_dim!r}")
 
     def generate(n: int) -> torch.Tensor:
-        g = torch.Generator().manual_seed(seed)
-        out = []
+        z = latents(n, z_dim, z_dist, torch.Generator().manual_seed(seed))  # one draw: z ignores batch_size
         with torch.no_grad():
-            for start in range(0, n, batch_size):
-                z = latents(min(batch_size, n - start), z_dim, z_dist, g).to(device)
-                out.append(G(z).detach().float().cpu())
-        return torch.cat(out)
+            return torch.cat([G(b.to(device)).detach().float().cpu() for b in z.split(batch_size)])
 
     return generate
 
