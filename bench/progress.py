@@ -1,4 +1,5 @@
-"""Live progress of a study, per cell: done / running / failed of B, best FID, elapsed, time left.
+"""Live progress of a study, per cell: done / running / failed of B, best primary metric (W1 for
+point data, FID for images), elapsed, time left.
 
 On a terminal this is a rich Live table; otherwise (CI logs, pipes) one plain line per finished trial.
 """
@@ -10,16 +11,16 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from bench.results import objective, primary_of
 from bench.study import TrialSpec
 
 
 class Progress:
-    def __init__(self, total: dict[str, int], already: dict[str, dict[str, Any]] | None = None,
-                 live: bool | None = None):
+    def __init__(self, total: dict[str, int], live: bool | None = None):
         self.total = total  # cell key -> trials expected in this study (all phases)
-        self.stats: dict[str, dict[str, Any]] = defaultdict(lambda: {"done": 0, "running": 0, "failed": 0, "best": math.inf})
-        for k, v in (already or {}).items():
-            self.stats[k].update(v)
+        # best: the cell's best objective (lower-better) and that row's (metric, value) for display
+        self.stats: dict[str, dict[str, Any]] = defaultdict(
+            lambda: {"done": 0, "running": 0, "failed": 0, "best": math.inf, "shown": ("", math.nan)})
         self.t0 = time.time()
         self.finished_now = 0
         self.live = sys.stdout.isatty() if live is None else live
@@ -44,19 +45,24 @@ class Progress:
             s["running"] += 1
             return
         s["running"] = max(0, s["running"] - 1)
-        s["done"] += 1
-        s["failed"] += row.get("status") != "ok"
-        fid = row.get("fid_best")
-        if isinstance(fid, float) and math.isfinite(fid):
-            s["best"] = min(s["best"], fid)
+        self.count(spec.cell.key, row)
         self.finished_now += 1
         if self._live is not None:
             self._live.update(self.table())
         else:
             done = sum(v["done"] for v in self.stats.values())
-            fid_txt = f"fid_best {fid:.4g}" if isinstance(fid, float) and math.isfinite(fid) else "no fid"
-            print(f"[{done}/{sum(self.total.values())}] {spec.trial_id} {row.get('status')} {fid_txt}"
+            metric, value = primary_of(row)
+            score = f"{metric}_best {value:.4g}" if math.isfinite(value) else "not scored"
+            print(f"[{done}/{sum(self.total.values())}] {spec.trial_id} {row.get('status')} {score}"
                   f" (elapsed {self._fmt(time.time() - self.t0)}, left ~{self._fmt(self.eta())})", flush=True)
+
+    def count(self, cell: str, row: dict[str, Any]) -> None:
+        """A finished trial (this run's, or one the ledger held already)."""
+        s = self.stats[cell]
+        s["done"] += 1
+        s["failed"] += row.get("status") != "ok"
+        if objective(row) < s["best"]:
+            s["best"], s["shown"] = objective(row), primary_of(row)
 
     def eta(self) -> float:
         left = sum(self.total.values()) - sum(v["done"] for v in self.stats.values())
@@ -74,10 +80,11 @@ class Progress:
         from rich.table import Table
 
         t = Table(title=f"study progress (elapsed {self._fmt(time.time() - self.t0)}, left ~{self._fmt(self.eta())})")
-        for col in ("cell", "done", "running", "failed", "best FID"):
+        for col in ("cell", "done", "running", "failed", "best"):
             t.add_column(col, justify="left" if col == "cell" else "right")
         for key, total in self.total.items():
             s = self.stats[key]
-            best = f"{s['best']:.4g}" if math.isfinite(s["best"]) else "-"
+            metric, value = s["shown"]
+            best = f"{metric} {value:.4g}" if math.isfinite(s["best"]) else "-"
             t.add_row(key, f"{s['done']}/{total}", str(s["running"]), str(s["failed"]), best)
         return t

@@ -22,7 +22,8 @@ STATUSES = ("ok", "diverged", "failed")
 # Columns every results table has, in this order; hp_<name> columns follow, then anything else.
 COLUMNS = [
     "study", "dataset", "loss", "arch", "phase", "trial_id", "config_id", "replicate", "seed", "status",
-    "steps", "fid", "fid_best", "best_step", "kid", "precision", "recall", "modes", "hq_fraction",
+    "steps", "primary_metric", "primary", "primary_best", "best_step", "fid", "fid_best", "w1", "kid",
+    "precision", "recall", "modes", "hq_fraction", "mode_kl",
     "checkpoint", "checkpoint_best", "node", "started_at", "ended_at", "wall_s", "extractor", "n_samples",
     "early_stopped", "error",
 ]
@@ -92,6 +93,27 @@ class Ledger:
         atomic_write_bytes(self.path, buf.getvalue())
         if self.upload is not None:
             self.upload(buf.getvalue())
+
+
+def primary_of(row: Any) -> tuple[str, float]:
+    """(metric, its best value over checkpoints) of a results row or trial summary: the dataset's
+    primary metric (``primary_metric``, ``primary_best``). Rows of studies made before primary
+    metrics existed have no ``primary_metric``: their primary is FID (``fid_best``)."""
+    metric = row.get("primary_metric")
+    if isinstance(metric, str) and metric:
+        return metric, finite_or_nan(row.get("primary_best"))
+    return "fid", finite_or_nan(row.get("fid_best"))
+
+
+def objective(row: Any) -> float:
+    """A row's primary value oriented lower-better (negated for a higher-better metric), +inf when
+    it has none: what Tune's schedulers and searchers minimise and what the seeds phase selects by."""
+    from bench.metrics.registry import lower_is_better
+
+    metric, value = primary_of(row)
+    if not math.isfinite(value):
+        return math.inf
+    return -value if lower_is_better(metric) is False else value
 
 
 def finite_or_nan(x: Any) -> float:

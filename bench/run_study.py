@@ -1,8 +1,9 @@
 """Studies end to end: validate, write study.json, run what the ledger lacks, then the seeds phase.
 
 Phase ``search``: B configurations per cell (config 0 = the loss's published defaults).
-Phase ``seeds`` (Lucic's phase 3): the cell's best configuration, by its best FID over checkpoints,
-retrained with S new seeds. Resume is the same call: whatever the ledger already holds is skipped,
+Phase ``seeds`` (Lucic's phase 3): the cell's best configuration, by the dataset's primary metric at
+its best checkpoint (``bench.results.objective``: W1 for point data, FID for images), retrained with S
+new seeds. Resume is the same call: whatever the ledger already holds is skipped,
 every missing trial is run exactly once.
 
 A study lives in a local directory or on S3 (``bench.storage.StudyPlace``); the functions below take
@@ -21,7 +22,7 @@ import pandas as pd
 from bench import datasets
 from bench.errors import UsageError
 from bench.io import atomic_write_bytes, atomic_write_json, file_in_the_way
-from bench.results import RESULTS, Ledger, from_bytes
+from bench.results import RESULTS, Ledger, from_bytes, objective, primary_of
 from bench.storage import StudyPlace
 from bench.study import DEFAULT_ARCH, Study, TrialSpec, cells, make_trial, sample_configs, train_length
 
@@ -170,11 +171,11 @@ def search_trials(study: Study, info: dict[str, DataInfo]) -> list[TrialSpec]:
 
 
 def best_config(rows: pd.DataFrame) -> int | None:
-    """The config with the lowest best-over-checkpoints FID (ties: lowest id); None if none scored."""
-    ok = rows[rows["fid_best"].notna()]
-    if ok.empty:
-        return None
-    return int(ok.sort_values(["fid_best", "config_id"]).iloc[0]["config_id"])
+    """The config whose primary metric is best at its best checkpoint (ties: lowest id); None if
+    none scored."""
+    scored = [(objective(r), int(r["config_id"])) for _, r in rows.iterrows()]
+    scored = [t for t in scored if math.isfinite(t[0])]
+    return min(scored)[1] if scored else None
 
 
 def hp_of_row(row: dict[str, Any] | pd.Series, loss: str) -> dict[str, Any]:
@@ -253,16 +254,11 @@ def _execute(place: StudyPlace, study: Study, info: dict[str, DataInfo], resourc
     root = place.trials_root
     search = search_trials(study, info)
     total = {c.key: study.budget + study.seeds for c in cells(study, arch_of(study))}
-    already: dict[str, dict[str, Any]] = {}
-    for r in ledger.rows:
-        s = already.setdefault(f"{r['dataset']}/{r['loss']}/{r['arch']}", {"done": 0, "failed": 0, "best": math.inf})
-        s["done"] += 1
-        s["failed"] += r["status"] != "ok"
-        if isinstance(r.get("fid_best"), float) and math.isfinite(r["fid_best"]):
-            s["best"] = min(s["best"], r["fid_best"])
     init_ray(address, verbose)
     try:
-        with Progress(total, already, live=live) as progress:
+        with Progress(total, live=live) as progress:
+            for r in ledger.rows:
+                progress.count(f"{r['dataset']}/{r['loss']}/{r['arch']}", r)
             done = ledger.trial_ids()
             if study.search == "random":
                 run_trials([s for s in search if s.trial_id not in done], study.name, study_dir, ledger, resources,
@@ -294,8 +290,7 @@ def _run_tpe(study: Study, info: dict[str, DataInfo], search: list[TrialSpec], l
         left = study.budget - len(rows)
         if left <= 0:
             continue
-        warm = [{"hp": hp_of_row(r, cell.loss),
-                 "objective": float(r["fid_best"]) if pd.notna(r["fid_best"]) else math.inf}
+        warm = [{"hp": hp_of_row(r, cell.loss), "objective": objective(r)}
                 for _, r in rows.iterrows() if r["config_id"] > 0]
         tpe = {"study": study.to_dict(), "cell": [cell.dataset, cell.loss, cell.arch],
                "steps": _length(study, info, cell.dataset)}
@@ -304,7 +299,7 @@ def _run_tpe(study: Study, info: dict[str, DataInfo], search: list[TrialSpec], l
 
 
 def status_table(where: Path | StudyPlace) -> pd.DataFrame:
-    """Per cell: trials expected, done, failed/diverged, best FID (from the ledger; pure read). The
+    """Per cell: trials expected, done, failed/diverged, best primary metric (from the ledger; pure read). The
     ledger is read in one go: on S3 one GET, a whole table even mid-rewrite."""
     place = _place(where)
     return cell_status(load(place), from_bytes(place.read(RESULTS), f"{place}/{RESULTS}"))
@@ -317,8 +312,9 @@ def cell_status(study: Study, df: pd.DataFrame) -> pd.DataFrame:
         sub = df[(df["dataset"] == cell.dataset) & (df["loss"] == cell.loss) & (df["arch"] == cell.arch)]
         for phase, expected in (("search", study.budget), ("seeds", study.seeds)):
             p = sub[sub["phase"] == phase]
+            scored = [(objective(r), *primary_of(r)) for _, r in p.iterrows()]
+            best = min((t for t in scored if math.isfinite(t[0])), default=(math.inf, "", math.nan))
             rows.append({"cell": cell.key, "phase": phase, "done": len(p), "expected": expected,
                          "ok": int((p["status"] == "ok").sum()), "diverged": int((p["status"] == "diverged").sum()),
-                         "failed": int((p["status"] == "failed").sum()),
-                         "best_fid": float(p["fid_best"].min()) if len(p) and p["fid_best"].notna().any() else math.nan})
+                         "failed": int((p["status"] == "failed").sum()), "metric": best[1], "best": best[2]})
     return pd.DataFrame(rows)

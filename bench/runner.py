@@ -30,7 +30,7 @@ from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any, Callable  # noqa: E402
 
 from bench.errors import STORAGE_ERRNOS, UsageError, storage_errno  # noqa: E402
-from bench.results import Ledger, finite_or_nan  # noqa: E402
+from bench.results import Ledger, finite_or_nan, objective  # noqa: E402
 from bench.study import TrialSpec  # noqa: E402
 
 if TYPE_CHECKING:
@@ -51,23 +51,37 @@ class Resources:
 # ---- the trial (runs on a worker) ------------------------------------------------------------
 
 
+# Score keys a results row keeps from a trial's last checkpoint (bench.results.COLUMNS).
+LAST_SCORES = ("fid", "w1", "kid", "precision", "recall", "modes", "hq_fraction", "mode_kl")
+
+
 def summarize(run_dir: Path) -> dict[str, Any]:
-    """Scores of a run so far: final values, best FID over checkpoints and where it was reached."""
+    """Scores of a run so far: the last checkpoint's values, the best FID over checkpoints, and the
+    dataset's primary metric at the last checkpoint and at its best one (``best_step``,
+    ``checkpoint_best``: the checkpoint the report shows and ``rescore --checkpoints best`` takes)."""
     from bench.io import read_jsonl
 
     rows = read_jsonl(run_dir / SCORES)
-    out: dict[str, Any] = {"fid": math.nan, "fid_best": math.nan, "best_step": None, "kid": math.nan,
-                           "precision": math.nan, "recall": math.nan, "modes": math.nan, "hq_fraction": math.nan,
-                           "checkpoint_best": None, "extractor": None, "n_samples": None}
+    out: dict[str, Any] = {**dict.fromkeys(LAST_SCORES, math.nan), "fid_best": math.nan, "primary_metric": None,
+                           "primary": math.nan, "primary_best": math.nan, "best_step": None, "checkpoint_best": None,
+                           "extractor": None, "n_samples": None}
     if not rows:
         return out
     last = rows[-1]
-    for k in ("fid", "kid", "precision", "recall", "modes", "hq_fraction"):
-        out[k] = finite_or_nan(last.get(k))
-    finite = [r for r in rows if math.isfinite(finite_or_nan(r.get("fid")))]
-    if finite:
-        best = min(finite, key=lambda r: r["fid"])
-        out.update(fid_best=float(best["fid"]), best_step=int(best["step"]), checkpoint_best=best.get("checkpoint"))
+    out.update({k: finite_or_nan(last.get(k)) for k in LAST_SCORES})
+    fids = [finite_or_nan(r.get("fid")) for r in rows]
+    out["fid_best"] = min((f for f in fids if math.isfinite(f)), default=math.nan)
+
+    def value(r: dict[str, Any]) -> float:  # a scores row's primary value (FID in runs from before primaries)
+        return finite_or_nan(r["primary"]["value"] if r.get("primary") else r.get("fid"))
+
+    primary = last.get("primary") or {"metric": "fid", "lower_is_better": True}
+    sign = 1 if primary["lower_is_better"] else -1
+    scored = [(sign * value(r), r) for r in rows if math.isfinite(value(r))]
+    out.update(primary_metric=primary["metric"], primary=value(last))
+    if scored:
+        oriented, best = min(scored, key=lambda t: t[0])  # ties: the earliest checkpoint
+        out.update(primary_best=sign * oriented, best_step=int(best["step"]), checkpoint_best=best.get("checkpoint"))
     prov = last.get("provenance") or {}
     out.update(extractor=prov.get("extractor"), n_samples=prov.get("n_generated"))
     return out
@@ -132,9 +146,9 @@ def _train_trial(spec: TrialSpec, run_dir: Path, mirror: TrialMirror | None) -> 
 
     def metrics(step: int, status: str) -> dict[str, Any]:
         s = summarize(run_dir)
-        # Tune's schedulers and searchers need a number: a diverged or unscored trial is +inf.
-        score = s["fid_best"] if math.isfinite(s["fid_best"]) else math.inf
-        return {**s, "step": step, "status": status, "node": node, "started_at": started, "objective": score}
+        # Tune's schedulers and searchers minimise a number: the primary metric's best so far,
+        # oriented lower-better; a diverged or unscored trial is +inf.
+        return {**s, "step": step, "status": status, "node": node, "started_at": started, "objective": objective(s)}
 
     def on_checkpoint(out: Path, step: int, path: Path, G: Any) -> None:
         report = {**metrics(step, "running"), "checkpoint": f"{TRIALS}/{spec.trial_id}/{path.relative_to(run_dir)}"}
@@ -180,7 +194,7 @@ def spec_of(config: dict[str, Any]) -> TrialSpec:
 
 def tpe_searcher(study: Any, cell: Any, done: list[dict[str, Any]]):
     """Ray Tune's OptunaSearch with Optuna's TPE, seeded from the study, warm-started with the
-    configs the ledger already holds (their hyperparameters and best FID)."""
+    configs the ledger already holds (their hyperparameters and objective: the primary metric's best)."""
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -211,7 +225,8 @@ def make_row(study: str, spec: TrialSpec, result: dict[str, Any], status: str, e
         "study": study, "dataset": spec.dataset, "loss": spec.loss, "arch": spec.arch, "phase": spec.phase,
         "trial_id": spec.trial_id, "config_id": spec.config_id, "replicate": spec.replicate,
         "seed": spec.config["seed"], "status": status, "steps": result.get("step"),
-        **{k: finite_or_nan(result.get(k)) for k in ("fid", "fid_best", "kid", "precision", "recall", "modes", "hq_fraction")},
+        "primary_metric": result.get("primary_metric"),
+        **{k: finite_or_nan(result.get(k)) for k in ("primary", "primary_best", "fid_best", *LAST_SCORES)},
         "best_step": result.get("best_step"),
         "checkpoint": result.get("checkpoint"),
         "checkpoint_best": f"{TRIALS}/{spec.trial_id}/{ck_best}" if ck_best else None,

@@ -86,7 +86,7 @@ def analyse(trials: pd.DataFrame, baseline: str, alpha: float = 0.05, metric: st
             n_resamples: int = B.RESAMPLES, seed: int = 0, metric_label: str | None = None) -> Report:
     """Every statistic of the report. ``metric_label``: what the headline names as the ranking
     metric (e.g. "w1 on ring8"; default: ``metric``)."""
-    sign, known = M.orientation(metric)
+    sign, known = M.orientation(metric, trials)
     budgets = sorted({int(k) for k in budgets})
     datasets = sorted(trials["dataset"].unique())
     losses = sorted(trials["loss"].unique(), key=lambda x: (x != baseline, x))
@@ -112,8 +112,8 @@ def analyse(trials: pd.DataFrame, baseline: str, alpha: float = 0.05, metric: st
 def _notes(rep: Report, trials: pd.DataFrame, m: int) -> list[str]:
     notes = []
     src = trials.loc[trials["outcome"] == "ok", "value_source"].value_counts()
-    best = M.BEST_OF.get(rep.metric)
-    if best and src.get(best, 0):
+    best = f"{rep.metric}_best"
+    if src.get(best, 0):
         notes.append(f"Value per trial: its best {rep.metric} over checkpoints ({best}), as in Lucic et al. 2018"
                      + (f"; the last {rep.metric} for {src.get(rep.metric, 0)} trial(s) without {best}."
                         if src.get(rep.metric, 0) else "."))

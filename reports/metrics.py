@@ -10,9 +10,13 @@ loss, phase, config_id, seed, status and the metric are required) into one row p
   counted (``outcome``), never dropped,
 - ``outcome``: ``ok``, ``diverged``, ``failed`` or ``unscored`` (status ok without a finite score).
 
-For ``--metric fid`` the value of a trial is its best FID over its checkpoints (column ``fid_best``)
-where the table has it, else its last FID (``fid``): Lucic et al. 2018 report the best FID over
-checkpoints ("Are GANs Created Equal?", section 5).
+For any metric the value of a trial is its best over its checkpoints (column ``<metric>_best``, e.g.
+``fid_best``) where the table has it, else its value at the last checkpoint: Lucic et al. 2018 report
+the best FID over checkpoints ("Are GANs Created Equal?", section 5).
+
+``primary`` (the default of ``bench report`` for studies that have it) is each dataset's own ranking
+metric (``bench.metrics.defaults.primary_metric``: W1 for point data, FID for images), read from the
+``primary_best`` / ``primary`` columns; ``primary_metric`` names it per row.
 """
 from __future__ import annotations
 
@@ -26,33 +30,47 @@ PHASES = ("search", "seeds")
 STATUSES = ("ok", "diverged", "failed")
 OUTCOMES = ("ok", "diverged", "failed", "unscored")
 
-# Orientation of known metrics: +1 lower is better, -1 higher is better.
-ORIENTATION = {
-    "fid": 1, "fid_best": 1, "kid": 1, "kid_best": 1, "mode_kl": 1,
-    "precision": -1, "recall": -1, "f_score": -1, "density": -1, "coverage": -1, "is": -1,
-    "modes": -1, "hq_fraction": -1,
-}
-
-# Metrics whose per-trial value is the best over checkpoints when the table has that column.
-BEST_OF = {"fid": "fid_best", "kid": "kid_best"}
+PRIMARY = "primary"
 
 
-def orientation(metric: str) -> tuple[int, bool]:
-    """(sign, known): sign +1 when lower is better. Unknown metrics are taken as lower-better."""
-    if metric in ORIENTATION:
-        return ORIENTATION[metric], True
-    return 1, False
+def orientation(metric: str, table: pd.DataFrame | None = None) -> tuple[int, bool]:
+    """(sign, known): sign +1 when lower is better, from the metric's registration
+    (``bench.metrics.registry``). Unknown metrics are taken as lower-better. ``primary`` takes the
+    orientation of the primary metrics the table names (``check`` refuses a mix)."""
+    from bench.metrics.registry import lower_is_better
+
+    names = primary_metrics(table) if metric == PRIMARY and table is not None else [metric.removesuffix("_best")]
+    lower = {lower_is_better(m) for m in names}
+    if lower == {False}:
+        return -1, True
+    return 1, None not in lower
+
+
+def primary_metrics(table: pd.DataFrame) -> list[str]:
+    """The primary metrics a results table names (``primary_metric``), sorted."""
+    if "primary_metric" not in table.columns:
+        return []
+    return sorted({str(m) for m in table["primary_metric"].dropna().unique()})
+
+
+def primary_label(table: pd.DataFrame) -> str:
+    """``w1 on ring8, fid on digits``: what ``--metric primary`` ranks by on each dataset."""
+    rows = table.dropna(subset=["primary_metric"]).groupby("dataset")["primary_metric"].first()
+    by_metric: dict[str, list[str]] = {}
+    for ds, m in rows.items():
+        by_metric.setdefault(str(m), []).append(str(ds))
+    return "; ".join(f"{m} on {', '.join(ds)}" for m, ds in sorted(by_metric.items()))
+
+
+def default_metric(table: pd.DataFrame) -> str:
+    """``primary`` for results tables that record primary metrics, else ``fid`` (older studies)."""
+    return PRIMARY if primary_metrics(table) else "fid"
 
 
 def value_columns(metric: str, columns) -> list[str]:
-    """The columns a trial's value comes from, first choice first."""
-    cols = []
-    best = BEST_OF.get(metric)
-    if best is not None and best in columns:
-        cols.append(best)
-    if metric in columns:
-        cols.append(metric)
-    return cols
+    """The columns a trial's value comes from, first choice first: its best over checkpoints, then
+    its value at the last checkpoint."""
+    return [c for c in (f"{metric}_best", metric) if c in columns]
 
 
 def check(table: pd.DataFrame, metric: str, where: str = "the results") -> None:
@@ -65,6 +83,15 @@ def check(table: pd.DataFrame, metric: str, where: str = "the results") -> None:
                          f"(need {', '.join(REQUIRED)} and the metric column '{metric}')")
     if table.empty:
         raise UsageError(f"{where} hold no rows")
+    if metric == PRIMARY:
+        from bench.metrics.registry import lower_is_better
+
+        names = primary_metrics(table)
+        if not names:
+            raise UsageError(f"{where} record no primary metric (studies made before primary metrics); use --metric fid")
+        if len({lower_is_better(m) is not False for m in names}) > 1:
+            raise UsageError(f"{where}: the datasets' primary metrics ({', '.join(names)}) disagree on which way is "
+                             "better; report one metric with --metric")
     for col, allowed in (("phase", PHASES), ("status", STATUSES)):
         bad = sorted({str(v) for v in table[col].unique()} - set(allowed))
         if bad:
@@ -85,7 +112,7 @@ def prepare(table: pd.DataFrame, metric: str = "fid") -> pd.DataFrame:
 
     Other columns are kept. Call ``check`` first.
     """
-    sign, _ = orientation(metric)
+    sign, _ = orientation(metric, table)
     df = table.copy()
     raw = pd.Series(np.nan, index=df.index, dtype=float)
     source = pd.Series("", index=df.index, dtype=object)

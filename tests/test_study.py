@@ -32,20 +32,23 @@ def test_small_study_writes_complete_results(tmp_path):
     assert sorted(search.groupby("loss")["config_id"].apply(sorted).tolist()) == [[0, 1, 2, 3]] * 2
     assert set(df["status"]) <= {"ok", "diverged", "failed"} and (df["status"] == "ok").all()
     assert df["fid"].notna().all() and df["fid_best"].notna().all() and (df["fid_best"] <= df["fid"] + 1e-12).all()
+    # the primary metric of 2-D data is W1, at the last checkpoint and at the best one
+    assert (df["primary_metric"] == "w1").all() and (df["primary"] == df["w1"]).all()
+    assert (df["primary_best"] <= df["primary"] + 1e-12).all() and df["best_step"].isin([30, 60]).all()
     assert (df["extractor"] == "identity").all() and (df["n_samples"] == 500).all() and (df["steps"] == 60).all()
     # config 0 is the published defaults (ns: lr 5e-5, beta1 0, BN in D)
     c0 = search[(search["loss"] == "ns") & (search["config_id"] == 0)].iloc[0]
     assert (c0["hp_lr"], c0["hp_beta1"], c0["hp_n_disc"], c0["hp_d_norm"]) == (5e-5, 0.0, 1, "batch")
-    # seeds phase: the best search config of each cell, new seeds
+    # seeds phase: the best search config of each cell by its primary metric (not FID), new seeds
     for loss, rows in df[df["phase"] == "seeds"].groupby("loss"):
         s = search[search["loss"] == loss]
         assert rows["config_id"].nunique() == 1
-        assert rows["config_id"].iloc[0] == s.sort_values(["fid_best", "config_id"])["config_id"].iloc[0]
+        assert rows["config_id"].iloc[0] == s.sort_values(["primary_best", "config_id"])["config_id"].iloc[0]
         assert not set(rows["seed"]) & set(s["seed"])
     for ck in df["checkpoint"]:
         assert (tmp_path / "s" / ck).is_file()
     st = run_bench("status", tmp_path / "s")
-    assert st.returncode == 0 and "ring8/wgan-gp/mlp" in st.stdout
+    assert st.returncode == 0 and "ring8/wgan-gp/mlp" in st.stdout and " w1 " in st.stdout
     study = json.loads((tmp_path / "s" / "study.json").read_text())
     assert study["search"] == "random" and study["budget"] == 4 and study["space"]["name"] == "lucic-wide"
 

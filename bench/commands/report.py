@@ -25,9 +25,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "directory, or the folder holding the results file); must be new, empty or a previous report")
     p.add_argument("--baseline", default="ns", help="loss every other loss is compared with (default ns)")
     p.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate of all verdicts (default 0.05)")
-    p.add_argument("--metric", default="fid", help="column to compare (default fid: each trial's best FID over "
-                   "checkpoints, fid_best, where present); lower is better for fid/kid, higher for precision, recall, ...; "
-                   "or a `bench rescore` protocol such as fid/identity/2k-vs-test to report on those scores")
+    p.add_argument("--metric", default=None, help="what to rank by (default primary: each dataset's primary metric, "
+                   "w1 for 2-D point data and fid for images, at each trial's best checkpoint; fid for studies made before "
+                   "primary metrics); or a score column (fid, w1, kid, precision, modes, ...: its <metric>_best column where "
+                   "present; lower is better for fid/w1/kid, higher for precision, recall, ...), or a `bench rescore` "
+                   "protocol such as fid/identity/2k-vs-test to report on those scores")
     p.add_argument("--budget", type=int, nargs="+", action="extend", default=[], metavar="K",
                    help="also give budget verdicts at these k (besides k = the number of search configs)")
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
@@ -47,7 +49,8 @@ def _validate(args: argparse.Namespace) -> None:
     bad = [k for k in args.budget if k < 1]
     if bad:
         raise UsageError(f"--budget values must be positive integers, got {bad[0]}")
-    if not args.metric or args.metric.startswith(("_", "hp_")) or args.metric in ("dataset", "loss", "phase", "status"):
+    if args.metric is not None and (not args.metric or args.metric.startswith(("_", "hp_"))
+                                    or args.metric in ("dataset", "loss", "phase", "status")):
         raise UsageError(f"--metric {args.metric!r} is not a score column")
 
 
@@ -65,30 +68,34 @@ def run(args: argparse.Namespace) -> int:
     from reports import load, metrics
 
     protocol = None
-    if "/" in args.metric:  # a `bench rescore` protocol: its scores.parquet rows, in results-table shape
+    if args.metric is not None and "/" in args.metric:  # a `bench rescore` protocol: its scores.parquet rows, in results-table shape
         from bench.rescore import parse_protocol
 
         protocol, args.metric = args.metric, parse_protocol(args.metric).metric
     table = load.read_inputs(args.inputs, protocol)
+    if args.metric is None:
+        args.metric = metrics.default_metric(table)
     metrics.check(table, args.metric)
     losses = sorted(table["loss"].astype(str).unique())
     if args.baseline not in losses:
         raise UsageError(f"unknown baseline '{args.baseline}': the inputs have losses {', '.join(losses)}")
     out = Path(args.out) if args.out else default_out(args.inputs[0])
-    from reports import analysis, output  # scipy, seaborn: after the cheap checks
+    from reports import analysis, output, verdicts  # scipy, seaborn: after the cheap checks
 
     previous = output.check_out(out)
     inputs = [load.input_name(p) for p in args.inputs]
 
     trials = metrics.prepare(table, args.metric)
-    rep = analysis.analyse(trials, args.baseline, args.alpha, args.metric, args.budget, args.resamples, args.seed)
+    label = f"the primary metric ({metrics.primary_label(table)})" if args.metric == metrics.PRIMARY else args.metric
+    rep = analysis.analyse(trials, args.baseline, args.alpha, args.metric, args.budget, args.resamples, args.seed,
+                           metric_label=label)
     doc = output.write(rep, trials, out, inputs, previous, samples=not args.no_samples)
     if args.json:
         print(json.dumps(doc, allow_nan=False))
     else:
         print(rep.headline)
         counts = doc["verdicts"]
-        for word in ("better", "worse", "no-difference"):
+        for word in verdicts.VERDICTS:
             n = sum(1 for v in counts if v["verdict"] == word)
             if n:
                 print(f"  {word}: {n} comparison(s)")

@@ -8,7 +8,7 @@ from typing import Any
 from bench.errors import UsageError
 
 # Keys shown by the table, in order (others follow).
-_ORDER = ("fid", "kid", "kid_std", "precision", "recall", "f_score", "density", "coverage", "is", "is_std",
+_ORDER = ("w1", "fid", "kid", "kid_std", "precision", "recall", "f_score", "density", "coverage", "is", "is_std",
           "modes", "modes_total", "hq_fraction", "mode_kl")
 
 
@@ -17,17 +17,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     s = DEFAULTS["samples"]
     p = sub.add_parser(
-        "score", help="score a checkpoint (or a torch.export generator) with FID, KID, PR, density/coverage, IS, modes",
+        "score", help="score a checkpoint (or a torch.export generator) with W1, FID, KID, PR, density/coverage, IS, modes",
         description="Score RUN_DIR_OR_CHECKPOINT (a run directory means its latest checkpoint) or, with --generator, "
         "a torch.export program mapping z ~ N(0, I) [N, D] to samples. Real-side features are cached under "
         "$GAN_BENCH_CACHE/reference. Nothing is downloaded: Inception weights come from --fe-weights, "
-        "$GAN_BENCH_INCEPTION_WEIGHTS or $TORCH_HOME/hub/checkpoints/.",
+        "$GAN_BENCH_INCEPTION_WEIGHTS or $TORCH_HOME/hub/checkpoints/. The dataset's primary metric (the one studies "
+        "rank by: w1 for 2-D point data, fid for images) is always computed and shown first.",
     )
     p.add_argument("target", nargs="?", metavar="RUN_DIR_OR_CHECKPOINT", help="a bench train run directory or checkpoint")
     p.add_argument("--generator", metavar="FILE.pt2", help="a torch.export program (torch.export.save) instead")
     p.add_argument("--z-dim", type=int, help="latent dimension of --generator (z ~ N(0, I))")
     p.add_argument("--dataset", help="dataset to compare with (default: the run's; required with --generator)")
-    p.add_argument("--metrics", help="comma-separated: fid,kid,prc,dc,is,modes or 'default' (default: the dataset's)")
+    p.add_argument("--metrics", help="comma-separated: w1,fid,kid,prc,dc,is,modes or 'default' (default: the dataset's)")
     p.add_argument("--feature-extractor", help="identity, digits-cnn or inception-v3-compat "
                    "(default: identity for 2-D data, digits-cnn for digits, inception-v3-compat otherwise)")
     p.add_argument("--fe-weights", metavar="PATH", help="feature-extractor weights (Inception: "
@@ -119,8 +120,10 @@ def _probe_resolution(args: argparse.Namespace) -> int | None:
 
 
 def _table(out: dict[str, Any]) -> str:
-    keys = [k for k in _ORDER if k in out] + sorted(k for k in out if k not in _ORDER and k != "provenance")
-    lines = [f"{'metric':<12} value"] + [f"{k:<12} {_fmt(out[k])}" for k in keys]
+    p = out["primary"]
+    keys = [k for k in _ORDER if k in out] + sorted(k for k in out if k not in (*_ORDER, "provenance", "primary"))
+    lines = [f"primary: {p['metric']} = {_fmt(p['value'])} ({'lower' if p['lower_is_better'] else 'higher'} is better)",
+             f"{'metric':<12} value"] + [f"{k:<12} {_fmt(out[k])}" for k in keys]
     lines.append("provenance:")
     lines += [f"  {k:<20} {v}" for k, v in sorted(out["provenance"].items())]
     return "\n".join(lines)

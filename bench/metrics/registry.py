@@ -26,6 +26,7 @@ class MetricEntry:
     fn: Callable | str
     needs: str
     keys: tuple[str, ...]
+    higher_is_better: tuple[str, ...] = ()  # keys where higher is better; the others are lower-better
 
 
 _EXTRACTORS: dict[str, Callable | str] = {}
@@ -56,14 +57,18 @@ def register_extractor(name: str, factory: Callable | str) -> None:
     _EXTRACTORS[name] = factory
 
 
-def register_metric(name: str, fn: Callable | str, *, needs: str, keys: tuple[str, ...]) -> None:
-    """Register a metric family ``fn(gen, ref, ctx) -> dict`` producing ``keys``."""
+def register_metric(name: str, fn: Callable | str, *, needs: str, keys: tuple[str, ...],
+                    higher_is_better: tuple[str, ...] = ()) -> None:
+    """Register a metric family ``fn(gen, ref, ctx) -> dict`` producing ``keys``; ``higher_is_better``
+    names the keys where higher is better (precision, modes...), every other key is lower-better."""
     _check_name(name, _METRICS, "metric")
     if needs not in _NEEDS:
         raise ValueError(f"needs must be one of {_NEEDS}, got {needs!r}")
     if not keys or not all(isinstance(k, str) for k in keys):
         raise ValueError(f"metric {name!r} must declare its output keys")
-    _METRICS[name] = MetricEntry(name, fn, needs, tuple(keys))
+    if not set(higher_is_better) <= set(keys):
+        raise ValueError(f"metric {name!r}: higher_is_better names keys it does not produce")
+    _METRICS[name] = MetricEntry(name, fn, needs, tuple(keys), tuple(higher_is_better))
 
 
 def extractor_names() -> list[str]:
@@ -118,6 +123,17 @@ def _stamp(path: str | None) -> tuple | None:
     return None if st is None else (os.path.abspath(path), st.st_size, st.st_mtime_ns)
 
 
+def family_of(key: str) -> str | None:
+    """The metric family that produces a score key (``precision`` -> ``prc``), None if none does."""
+    return next((e.name for e in _METRICS.values() if key in e.keys), None)
+
+
+def lower_is_better(key: str) -> bool | None:
+    """Orientation of a metric key (``fid``, ``precision``...): None when no metric produces it."""
+    family = family_of(key)
+    return None if family is None else key not in _METRICS[family].higher_is_better
+
+
 def metric_entry(name: str) -> MetricEntry:
     check_metrics([name])
     return _METRICS[name]
@@ -134,8 +150,12 @@ register_extractor("inception-v3-compat", "bench.metrics.feature_extractor_incep
 
 register_metric("fid", "bench.metrics.fidelity:fid", needs="features", keys=("fid",))
 register_metric("kid", "bench.metrics.fidelity:kid", needs="features", keys=("kid", "kid_std"))
-register_metric("prc", "bench.metrics.fidelity:prc", needs="features", keys=("precision", "recall", "f_score"))
-register_metric("dc", "bench.metrics.density_coverage:metric", needs="features", keys=("density", "coverage"))
-register_metric("is", "bench.metrics.fidelity:inception_score", needs="logits", keys=("is", "is_std"))
+register_metric("prc", "bench.metrics.fidelity:prc", needs="features", keys=("precision", "recall", "f_score"),
+                higher_is_better=("precision", "recall", "f_score"))
+register_metric("dc", "bench.metrics.density_coverage:metric", needs="features", keys=("density", "coverage"),
+                higher_is_better=("density", "coverage"))
+register_metric("is", "bench.metrics.fidelity:inception_score", needs="logits", keys=("is", "is_std"),
+                higher_is_better=("is",))
 register_metric("modes", "bench.metrics.modes:metric", needs="samples",
-                keys=("modes", "modes_total", "hq_fraction", "mode_kl"))
+                keys=("modes", "modes_total", "hq_fraction", "mode_kl"), higher_is_better=("modes", "hq_fraction"))
+register_metric("w1", "bench.metrics.wasserstein:metric", needs="features", keys=("w1",))

@@ -22,7 +22,8 @@ import torch
 
 from bench.errors import UsageError
 from bench.metrics import reference, registry
-from bench.metrics.defaults import DEFAULTS, MODE_DATASETS, default_extractor, default_metrics, default_samples
+from bench.metrics.defaults import (DEFAULTS, MODE_DATASETS, default_extractor, default_metrics, default_samples,
+                                    primary_metric)
 from bench.metrics.extractor import Extractor
 from bench.metrics.samples import Generate, check, sampler
 
@@ -57,9 +58,11 @@ class Scorer:
     def __init__(self, dataset: str, *, metrics: list[str] | None = None, extractor: str | None = None,
                  n: int | None = None, fe_weights: str | None = None, split: str = DEFAULTS["split"],
                  resolution: int | None = None, data_root: str | None = None, device: str | torch.device = "cpu",
-                 cache: bool = True, probe: Generate | None = None):
+                 cache: bool = True, probe: Generate | None = None, primary: bool = True):
         """``probe``: the generator to be scored; two of its samples are checked against the dataset
-        before any real-side work (a generator that does not fit fails fast and writes no cache)."""
+        before any real-side work (a generator that does not fit fails fast and writes no cache).
+        ``primary``: also compute the dataset's primary metric (``bench rescore`` scores exactly the
+        metrics its protocols name, so it turns this off)."""
         from bench import datasets
 
         metric_list = registry.check_metrics(list(metrics) if metrics else ["default"])
@@ -77,7 +80,8 @@ class Scorer:
         if ds.kind == "points" and name != "identity":
             raise UsageError(f"{ds.name} is 2-D point data: only the identity extractor applies, not {name}")
         self.extractor = registry.get_extractor(name, fe_weights, self.device)
-        self.metrics = _expand(metric_list, ds, self.extractor)
+        self.primary = primary_metric(ds.name, ds.kind)
+        self.metrics = _expand(metric_list + ([registry.family_of(self.primary)] if primary else []), ds, self.extractor)
         self.classifier = None  # digits-cnn, for class modes on digits
         if "modes" in self.metrics and ds.kind == "images":
             self.classifier = self.extractor if name == "digits-cnn" else registry.get_extractor("digits-cnn", None, self.device)
@@ -91,7 +95,8 @@ class Scorer:
                                                        batch_size=self.params["fe_batch_size"], cache=cache)
 
     def score(self, samples_or_generate_fn: torch.Tensor | Generate) -> dict[str, Any]:
-        """Metric values plus ``provenance``; samples are float in the model range or uint8 images."""
+        """Metric values, ``primary`` (``{"metric", "value", "lower_is_better"}``: the dataset's ranking
+        metric, always computed) and ``provenance``; samples are float in the model range or uint8 images."""
         x = samples_or_generate_fn
         if isinstance(x, torch.Tensor):
             n = _count(len(x), "the number of samples")  # given samples are scored all
@@ -109,7 +114,11 @@ class Scorer:
                 out.update(dict.fromkeys(entry.keys, math.nan))
             else:
                 out.update(registry.metric_fn(m)(gen, self.reference, ctx))
-        return {**{k: _plain(v) for k, v in out.items()}, "provenance": ctx.provenance}
+        out = {k: _plain(v) for k, v in out.items()}
+        if self.primary in out:
+            out["primary"] = {"metric": self.primary, "value": out[self.primary],
+                              "lower_is_better": registry.lower_is_better(self.primary)}
+        return {**out, "provenance": ctx.provenance}
 
     def _provenance(self, n: int, nonfinite: int) -> dict[str, Any]:
         ds, ex = self.dataset, self.extractor

@@ -293,7 +293,7 @@ def prepare(study_dir: str | Path, opts: Options):
         spec = scorer_spec(study, ds, opts, device)
         scorers[ds] = Scorer(ds, metrics=spec["metrics"], extractor=spec["extractor"], n=spec["n"],
                              fe_weights=spec["fe_weights"], split=spec["split"], resolution=spec["resolution"],
-                             data_root=spec["data_root"], device=device)  # the real side, once (cached)
+                             data_root=spec["data_root"], device=device, primary=False)  # the real side, once (cached)
         specs[ds] = resolve_spec(spec, scorers[ds])
         protocols[ds] = family_protocols(scorers[ds])
     summary = Summary(str(study_dir), sorted({p for d in protocols.values() for f in d.values() for p in f.values()}),
@@ -427,7 +427,8 @@ def add_external(into: str | Path, generator: str | Path, z_dim: int, dataset: s
         raise UsageError(f"--label {label} already names another generator in {study_dir / SCORES}; choose another label")
     spec = scorer_spec(study, dataset, opts, driver_device(opts))
     scorer = Scorer(dataset, metrics=spec["metrics"], extractor=spec["extractor"], n=spec["n"], fe_weights=spec["fe_weights"],
-                    split=spec["split"], resolution=spec["resolution"], data_root=spec["data_root"], device=spec["device"])
+                    split=spec["split"], resolution=spec["resolution"], data_root=spec["data_root"], device=spec["device"],
+                    primary=False)
     protocols = {dataset: family_protocols(scorer)}
     summary = Summary(str(study_dir), sorted(p for f in protocols[dataset].values() for p in f.values()), checkpoints=1)
     missing = {fam: [p for p in ps.values() if not store.has_ok(tid, 0, p)] for fam, ps in protocols[dataset].items()}

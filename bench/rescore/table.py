@@ -6,7 +6,7 @@ reads (dataset, loss, arch, phase, config_id, replicate, seed, status) and:
 
 - ``<metric>``: the value at the trial's final checkpoint (the results row's ``checkpoint``),
 - ``<metric>_best`` and ``best_step``: the best value over the trial's scored checkpoints (lowest for
-  fid, kid, kid_std, mode_kl; highest for the others), present when some trial was scored at a
+  lower-better metrics, highest for the others: ``registry.lower_is_better``), present when some trial was scored at a
   checkpoint other than its final one (``--checkpoints best`` or ``all``),
 - ``protocol``, ``source`` (study or external), ``n_scored`` (checkpoints scored for it).
 
@@ -22,12 +22,12 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import UsageError
+from bench.metrics.registry import lower_is_better
 from bench.rescore.protocol import is_protocol, parse_protocol
 from bench.rescore.store import SCORES, read_scores
 
-LOWER_IS_BETTER = {"fid", "kid", "kid_std", "mode_kl"}
-_TRAINING_SCORES = ("fid", "fid_best", "best_step", "kid", "precision", "recall", "modes", "hq_fraction",
-                    "extractor", "n_samples")
+_TRAINING_SCORES = ("primary_metric", "primary", "primary_best", "fid", "fid_best", "best_step", "w1", "kid",
+                    "precision", "recall", "modes", "hq_fraction", "mode_kl", "extractor", "n_samples")
 
 
 def _select(scores: pd.DataFrame, protocol_or_metric: str) -> tuple[str, pd.DataFrame]:
@@ -54,7 +54,7 @@ def _best(values: pd.DataFrame, metric: str) -> tuple[float, int | None]:
     ok = values[(values["status"] == "ok") & values["value"].map(lambda v: isinstance(v, float) and math.isfinite(v))]
     if ok.empty:
         return math.nan, None
-    r = ok.sort_values(["value", "step"], ascending=[metric in LOWER_IS_BETTER, True]).iloc[0]
+    r = ok.sort_values(["value", "step"], ascending=[lower_is_better(metric) is not False, True]).iloc[0]
     return float(r["value"]), int(r["step"])
 
 

@@ -60,7 +60,8 @@ def build_scorer(spec: dict[str, Any], ref=None, cache: bool = True):
     from bench.metrics.score import Scorer
 
     kw = dict(metrics=spec["metrics"], extractor=spec["extractor"], n=spec["n"], fe_weights=spec["fe_weights"],
-              split=spec["split"], resolution=spec["resolution"], data_root=spec["data_root"], device=spec["device"])
+              split=spec["split"], resolution=spec["resolution"], data_root=spec["data_root"], device=spec["device"],
+              primary=False)  # exactly the protocols' metrics
     if ref is None:
         return Scorer(spec["dataset"], cache=cache, **kw), False
     with shared_reference(ref) as used:
