@@ -4,8 +4,9 @@
 
 Config identity is deterministic: (study seed, cell, phase, config_id) fixes the hyperparameters and
 the training seed, so a study can be reproduced and resumed exactly. Config 0 of every cell is the
-loss's published defaults (Lucic et al. 2018, sample 0); configs 1..B-1 are drawn from the search
-space with Optuna's RandomSampler seeded from the study seed and the cell.
+loss's published defaults (Lucic et al. 2018, sample 0) with the space's fixed entries; configs
+1..B-1 are drawn from the search space with Optuna's RandomSampler seeded from the study seed and
+the cell.
 """
 from __future__ import annotations
 
@@ -117,17 +118,20 @@ def space_of(study: Study) -> sweeps.SearchSpace:
 
 
 def sample_configs(study: Study, cell: Cell, n: int) -> list[dict[str, Any]]:
-    """Hyperparameters of configs 1..n-1 of ``cell`` (config 0 is the published defaults: {}).
+    """Hyperparameters of configs 0..n-1 of ``cell``. Config 0 is the loss's published defaults for
+    every searched hyperparameter; the space's ``fixed`` entries hold for every config, 0 included
+    (a space that fixes the batch size fixes it for the defaults too).
 
     Optuna's RandomSampler, seeded from (study seed, cell): the same list on every call.
     """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    dists = {k: d.to_optuna() for k, d in space_of(study).for_loss(cell.loss).items()}
+    space = space_of(study).for_loss(cell.loss)
+    dists = {k: d.to_optuna() for k, d in space.items()}
     sampler = optuna.samplers.RandomSampler(seed=derive_seed(study.seed, cell.key, "space"))
     ostudy = optuna.create_study(sampler=sampler, direction="minimize")
-    configs: list[dict[str, Any]] = [{}]
+    configs: list[dict[str, Any]] = [{k: d.values[0] for k, d in space.items() if d.is_fixed}]
     for _ in range(1, n):
         configs.append(dict(ostudy.ask(dists).params))
     return configs

@@ -38,6 +38,11 @@ class Dist:
     high: float | None = None
     values: tuple = ()
 
+    @property
+    def is_fixed(self) -> bool:
+        """One possible value (``fixed``, or a choice of one): it holds for config 0 too."""
+        return self.kind == "choice" and len(self.values) == 1
+
     def to_optuna(self):
         import optuna.distributions as od
 

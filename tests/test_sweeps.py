@@ -64,6 +64,21 @@ def test_config_zero_is_published_defaults_and_seeds_are_derived():
     assert a.config["seed"] != b.config["seed"] and a.trial_id != b.trial_id
 
 
+def test_fixed_entries_hold_for_config_zero_too():
+    """config 0 is the published defaults of what is searched; a fixed entry is not searched."""
+    study = _study(space=sweeps.load("mixtures-2d").to_dict())
+    for loss in ("ns", "wgan"):
+        cell = Cell("ring8", loss, "mlp")
+        configs = sample_configs(study, cell, 5)
+        assert configs[0] == {"beta1": 0.5, "batch_size": 256, "d_norm": "none"}
+        t = make_trial(study, cell, "search", 0, 0, configs[0], 100)
+        pub = losses.loss_class(loss).published
+        assert (t.config["lr"], t.config["n_disc"]) == (pub["lr"], pub["n_disc"])  # searched / not in the space
+        assert (t.config["beta1"], t.config["batch_size"], t.config["d_norm"]) == (0.5, 256, "none")
+        for hp in configs[1:]:
+            assert 2e-4 <= hp["lr"] <= 3e-3 and hp["batch_size"] == 256 and hp["d_norm"] == "none"
+
+
 @pytest.mark.parametrize("text,needle", [
     ("[params]\nlr = { dist = 'loguniform', low = 0.0, high = 1e-2 }", "loguniform needs low > 0"),
     ("[params]\nlr = { dist = 'uniform', low = 1.0, high = 0.5 }", "must be below high"),

@@ -80,7 +80,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run", help="run a study: datasets x losses x archs, B configs each, then S seeds of the best",
         description="Run a large-scale study in the protocol of Lucic et al. 2018 on Ray Tune. Each cell "
-        "(dataset x loss x arch) gets --budget configurations; config 0 is the loss's published defaults. "
+        "(dataset x loss x arch) gets --budget configurations; config 0 is the loss's published defaults "
+        "(with the space's fixed entries). "
         "Then the best configuration of each cell is retrained with --seeds new seeds. Results go to "
         "<storage>/<name>/results.parquet, one row per finished trial.",
     )
