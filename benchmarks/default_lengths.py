@@ -46,27 +46,30 @@ def main() -> None:
     p.add_argument("--every", type=int, default=500)
     p.add_argument("--samples", type=int, default=2000)
     p.add_argument("--min-modes", type=int, default=7)
-    p.add_argument("--space", default="lucic-wide")
+    p.add_argument("--space", help="search space (default: the dataset's, bench.study.DEFAULT_SPACE)")
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args()
 
     import sweeps
-    from bench.study import Cell, Study, make_trial, sample_configs
+    from bench.data.core import kind_of
+    from bench.study import DEFAULT_ARCH, Cell, Study, default_space, make_trial, sample_configs
 
+    args.space = args.space or default_space([args.dataset])
+    # the primary metric is always scored; modes is the secondary column this benchmark reads
     study = Study(name="lengths", datasets=[args.dataset], losses=args.losses.split(","), budget=args.configs,
                   space=sweeps.load(args.space).to_dict(), steps=args.steps, eval_every=args.every,
-                  metrics=["w1", "modes"], eval_samples=args.samples)
+                  metrics=["modes"], eval_samples=args.samples)
     jobs = []
     for loss in study.losses:
-        cell = Cell(args.dataset, loss, "mlp")
+        cell = Cell(args.dataset, loss, DEFAULT_ARCH[kind_of(args.dataset)])
         for cid, hp in enumerate(sample_configs(study, cell, args.configs)):
             spec = make_trial(study, cell, "search", cid, 0, hp, args.steps)
             jobs.append({"loss": loss, "config_id": cid, "config": spec.config})
     with mp.get_context("spawn").Pool(args.workers) as pool:
         rows = [r for rs in pool.map(run_config, jobs) for r in rs]
 
-    print(f"dataset {args.dataset}, {args.configs} configs per loss ({args.space}), batch 64, primary metric at "
-          f"{args.samples} samples; best config per checkpoint (lowest primary):")
+    print(f"dataset {args.dataset}, {args.configs} configs per loss ({args.space}), primary metric at "
+          f"{args.samples} samples, batch {jobs[0]['config']['batch_size']}; best config per checkpoint (lowest primary):")
     for loss in study.losses:
         mine = [r for r in rows if r["loss"] == loss]
         first = None

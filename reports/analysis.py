@@ -44,6 +44,7 @@ class Report:
     headline: str
     notes: list[str] = field(default_factory=list)
     metric_label: str = ""  # what the headline says the ranking used (default: the metric name)
+    name: str = ""  # what tables and figures call the value: the metric, or for "primary" the primary's own name
     family_size: int = 0  # m: every comparison with the baseline (seeds and budget)
     seeds_needed: int | None = None  # seeds per loss for min_p <= alpha / m (two-sided Mann-Whitney)
     configs_needed: int | None = None  # configs per cell for the budget test's exact minimum <= alpha / m
@@ -102,11 +103,21 @@ def analyse(trials: pd.DataFrame, baseline: str, alpha: float = 0.05, metric: st
     need_s, need_c = S.seeds_needed(alpha, m), B.configs_needed(alpha, m)
     head = V.headline(verdicts, baseline, datasets, losses, label, alpha, need_s, need_c, m)
     rep = Report(metric, sign, known, baseline, alpha, budgets, n_resamples, n_perm, seed, datasets, losses, counts,
-                 curves, diffs, summary, verdicts, values, basis, fr, head, metric_label=label, family_size=m,
+                 curves, diffs, summary, verdicts, values, basis, fr, head, metric_label=label, name=_name(metric, trials),
+                 family_size=m,
                  seeds_needed=need_s, configs_needed=need_c,
                  wilcoxon=R.wilcoxon_tests(values, baseline, alpha) if not values.empty else R.Wilcoxon(False, "no values"))
     rep.notes = _notes(rep, trials, m)
     return rep
+
+
+def _name(metric: str, trials: pd.DataFrame) -> str:
+    """``w1`` for a report ranked by the primary metric of 2-D studies; "primary metric" when the
+    datasets' primaries differ (w1 and fid); else the metric itself."""
+    if metric != M.PRIMARY:
+        return metric
+    names = M.primary_metrics(trials)
+    return names[0] if len(names) == 1 else "primary metric"
 
 
 def _notes(rep: Report, trials: pd.DataFrame, m: int) -> list[str]:
@@ -114,13 +125,13 @@ def _notes(rep: Report, trials: pd.DataFrame, m: int) -> list[str]:
     src = trials.loc[trials["outcome"] == "ok", "value_source"].value_counts()
     best = f"{rep.metric}_best"
     if src.get(best, 0):
-        notes.append(f"Value per trial: its best {rep.metric} over checkpoints ({best}), as in Lucic et al. 2018"
-                     + (f"; the last {rep.metric} for {src.get(rep.metric, 0)} trial(s) without {best}."
+        notes.append(f"Value per trial: its best {rep.name} over checkpoints ({best}), as in Lucic et al. 2018"
+                     + (f"; the last {rep.name} for {src.get(rep.metric, 0)} trial(s) without {best}."
                         if src.get(rep.metric, 0) else "."))
     else:
         notes.append(f"Value per trial: column {rep.metric}.")
     if rep.metric_known:
-        notes.append(f"{rep.metric}: {rep.better_word} is better.")
+        notes.append(f"{rep.name}: {rep.better_word} is better.")
     else:
         notes.append(f"{rep.metric} is not a metric this report knows: it is assumed that lower is better.")
     worst = trials["outcome"] != "ok"

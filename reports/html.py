@@ -62,7 +62,7 @@ def table(t: Table) -> str:
 def render(rep: Report, inputs: list[str], images: list[tuple[str, str]], method: list[str]) -> str:
     """The page. ``images``: (relative PNG file name, caption); ``method``: paragraphs on the method."""
     body = [
-        f"<h1>gan-bench report: {e(rep.metric)} against {e(rep.baseline)}</h1>",
+        f"<h1>gan-bench report: {e(rep.name)} against {e(rep.baseline)}</h1>",
         f"<p class=\"headline\">{e(rep.headline)}</p>",
         "<p>Inputs: " + ", ".join(f"<code>{e(i)}</code>" for i in inputs) + ". Datasets: "
         + ", ".join(e(d) for d in rep.datasets) + ". Losses: " + ", ".join(e(x) for x in rep.losses)
@@ -80,5 +80,5 @@ def render(rep: Report, inputs: list[str], images: list[tuple[str, str]], method
                 "summary.csv, verdicts.csv, budget.csv, wilcoxon.csv (with 2 or more datasets), report.json.</p>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>gan-bench report: {e(rep.metric)}</title><style>{CSS}</style></head>\n<body>\n"
+            f"<title>gan-bench report: {e(rep.name)}</title><style>{CSS}</style></head>\n<body>\n"
             + "\n".join(body) + "\n" + SCRIPT + "\n</body></html>\n")

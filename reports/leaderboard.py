@@ -33,7 +33,7 @@ def table(t: Table, level: int = 2) -> str:
 
 def render(rep: Report, inputs: list[str], images: list[tuple[str, str]]) -> str:
     """The Markdown page. ``images``: (file name, caption) of the PNGs next to it."""
-    parts = [f"# gan-bench report: {md(rep.metric)} against {md(rep.baseline)}", "",
+    parts = [f"# gan-bench report: {md(rep.name)} against {md(rep.baseline)}", "",
              f"**{md(rep.headline)}**", "",
              f"Inputs: {', '.join(md(i) for i in inputs)}. Datasets: {', '.join(md(d) for d in rep.datasets)}. "
              f"Losses: {', '.join(md(x) for x in rep.losses)}. Baseline: {md(rep.baseline)}; alpha = {rep.alpha:g} "

@@ -111,7 +111,7 @@ def verdict_records(rep: Report) -> list[dict]:
 
 def document(rep: Report, inputs: list[str], files: list[str]) -> dict:
     return clean({
-        "format": FORMAT, "made_by": "bench report", "inputs": inputs, "metric": rep.metric,
+        "format": FORMAT, "made_by": "bench report", "inputs": inputs, "metric": rep.metric, "metric_name": rep.name,
         "lower_is_better": rep.sign > 0, "metric_known": rep.metric_known, "baseline": rep.baseline,
         "alpha": rep.alpha, "budgets": rep.budgets, "resamples": rep.n_resamples, "permutations": rep.n_permutations,
         "seed": rep.seed, "datasets": rep.datasets, "losses": rep.losses, "headline": rep.headline,
@@ -144,9 +144,9 @@ def write(rep: Report, trials: pd.DataFrame, out: Path, inputs: list[str], previ
             images.append((name, caption))
 
     figure("distribution.png", P.distribution(rep, trials),
-           f"{rep.metric} per loss and dataset (seeds phase where run, else search): box and points.")
+           f"{rep.name} per loss and dataset (seeds phase where run, else search): box and points.")
     if not rep.curves.empty:
-        figure("budget.png", P.budget(rep), f"Expected best {rep.metric} against the budget k, 95% bootstrap bands.")
+        figure("budget.png", P.budget(rep), f"Expected best {rep.name} against the budget k, 95% bootstrap bands.")
     figure("prob_improvement.png", P.prob_improvement(rep),
            f"Probability of improvement over {rep.baseline} with 95% bootstrap intervals.")
     figure("precision_recall.png", P.precision_recall(rep, trials), "Precision against recall per trial.")

@@ -75,8 +75,8 @@ def distribution(rep: Report, trials: pd.DataFrame) -> bytes:
             ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
             ax.set_title(f"{ds} ({phase} phase)", fontsize=10)
             ax.set_xlabel("")
-            ax.set_ylabel(rep.metric)
-        fig.suptitle(f"{rep.metric} per loss ({rep.better_word} is better); 'worst' = diverged/failed/unscored", fontsize=11)
+            ax.set_ylabel(rep.name)
+        fig.suptitle(f"{rep.name} per loss ({rep.better_word} is better); 'worst' = diverged/failed/unscored", fontsize=11)
         return png(fig)
 
 
@@ -98,11 +98,11 @@ def budget(rep: Report) -> bytes:
                 ax.set_xscale("log")
             ax.set_title(ds, fontsize=10)
             ax.set_xlabel("budget k (configurations drawn)")
-            ax.set_ylabel(f"expected best {rep.metric}")
+            ax.set_ylabel(f"expected best {rep.name}")
             ax.legend(fontsize=7)
         # Wrapped: the figure can be one panel wide. No line or band where a draw of k can be all
         # diverged/failed (an infinite expectation).
-        fig.suptitle(f"Best {rep.metric} vs budget\n(exact expectation, 95% bootstrap bands;\n"
+        fig.suptitle(f"Best {rep.name} vs budget\n(exact expectation, 95% bootstrap bands;\n"
                      "gaps: a draw of k can be all diverged/failed)", fontsize=9)
         return png(fig)
 
@@ -163,7 +163,7 @@ def prob_improvement(rep: Report) -> bytes | None:
             ax.set_xlim(-0.02, 1.02)
             ax.set_ylim(-0.7, max(len(order), 1) - 0.3)
             ax.set_title(f"{ds} ({what})", fontsize=10)
-            ax.set_xlabel(f"P({rep.metric} of loss better than {rep.baseline})")
+            ax.set_xlabel(f"P({rep.name} of loss better than {rep.baseline})")
         fig.suptitle("Probability of improvement over the baseline (rliable), 95% bootstrap intervals", fontsize=11)
         return png(fig)
 

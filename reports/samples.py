@@ -69,6 +69,26 @@ def _generate(path: str, seed: int = 0):
     return "images", x, None, cfg
 
 
+def _modes(x, kind: str, cfg) -> str:
+    """", 8/8 modes" for points of a mixture with known centres (the 1,000 points shown, the rule of
+    bench.metrics.modes); "" otherwise."""
+    if kind != "points":
+        return ""
+    try:
+        import torch
+
+        from bench import datasets
+        from bench.metrics.defaults import DEFAULTS
+        from bench.metrics.modes import mixture_modes
+
+        ds = datasets.get(cfg.dataset)
+        m = mixture_modes(torch.as_tensor(x), ds.centres, ds.std, radius_std=DEFAULTS["mode_radius_std"],
+                          min_fraction=DEFAULTS["mode_min_fraction"])
+    except Exception:  # noqa: BLE001  (a dataset without centres: no count, the panel stays)
+        return ""
+    return f", {m['modes']}/{m['modes_total']} modes"
+
+
 def sample_grid(rep: Report, trials: pd.DataFrame, dataset: str) -> tuple[bytes | None, list[str]]:
     """One figure for a dataset: a panel per loss from its best checkpoint. Returns (PNG or None, notes)."""
     import matplotlib.pyplot as plt
@@ -114,7 +134,7 @@ def sample_grid(rep: Report, trials: pd.DataFrame, dataset: str) -> tuple[bytes 
             ax.imshow(img[..., 0] if img.shape[2] == 1 else img, cmap="gray" if img.shape[2] == 1 else None,
                       vmin=0, vmax=1, interpolation="nearest")
             ax.axis("off")
-        ax.set_title(f"{loss} ({rep.metric} {value})", fontsize=9)
+        ax.set_title(f"{loss} ({rep.name} {value}{_modes(x, kind, _cfg)})", fontsize=9)
     fig.suptitle(f"{dataset}: samples of each loss's best checkpoint"
                  + (" (grey: real data)" if any(p[2][0] == "points" for p in panels) else ""), fontsize=10)
     return png(fig), notes

@@ -97,7 +97,7 @@ def seeds_tables(rep: Report) -> list[Table]:
             ])
         out.append(Table(
             f"{ds}: best configuration, retrained with several seeds",
-            ["loss", "seeds", "worst (counted)", f"median {rep.metric} [95% CI]", "IQM [95% CI]",
+            ["loss", "seeds", "worst (counted)", f"median {rep.name} [95% CI]", "IQM [95% CI]",
              f"P(better than {rep.baseline}) [95% CI]", "p (Mann-Whitney)", "min p", "p (Holm)", "verdict"],
             rows, intro=POWER))
     return out
@@ -138,7 +138,7 @@ def budget_table(rep: Report) -> Table | None:
                              pval(v["min_p"]), pval(v["p_adjusted"]), v["verdict"]])
     best = "min" if rep.sign > 0 else "max"
     return Table(
-        f"Budget: expected best {rep.metric} of k random configurations (search phase)",
+        f"Budget: expected best {rep.name} of k random configurations (search phase)",
         ["dataset", "loss", "configs", "worst (counted)", "k", f"E[{best} of k] [95% band]",
          f"difference to {rep.baseline} [95% CI]", f"P(best of k beats {rep.baseline})", "min p", "p (Holm)", "verdict"],
         rows,

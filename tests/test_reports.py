@@ -500,6 +500,35 @@ def test_cli_csv_end_to_end(tmp_path):
             assert im.size[0] > 200 and im.size[1] > 100
 
 
+def test_cli_ranks_by_the_primary_metric_by_default_and_names_it(tmp_path):
+    """A table whose primary (w1) and FID disagree: the default report follows w1 and says so in the
+    headline, title and tables; --metric fid still ranks by FID (here the opposite verdict)."""
+    rng = np.random.default_rng(5)
+    df = synth(rng, datasets=("ring8",), losses={"ns": 0.0, "wgan-gp": 0.0}, seeds=10)
+    w1 = np.where(df["phase"] == "search", 0.5 + rng.gamma(2.0, 0.1, len(df)), 0.3 + rng.normal(0, 0.01, len(df)))
+    better = (df["loss"] == "wgan-gp").to_numpy()
+    df["w1"] = w1 - 0.1 * better  # wgan-gp covers the modes: lower W1 ...
+    df["fid"] = df["fid"] + 3.0 * better  # ... but its moments are further off: higher FID
+    df["fid_best"], df["primary_metric"] = df["fid"], "w1"
+    df["primary"], df["primary_best"] = df["w1"] + 0.05, df["w1"]
+    csv = tmp_path / "t.csv"
+    df.to_csv(csv, index=False)
+    doc = json.loads(run_bench("report", csv, "--json", "--resamples", "300").stdout)
+    assert doc["metric"] == "primary" and doc["metric_name"] == "w1"
+    assert doc["headline"] == "By the primary metric (w1 on ring8): wgan-gp is better than ns on ring8."
+    seeds = [v for v in doc["verdicts"] if v["kind"] == "seeds"]
+    assert [(v["loss"], v["verdict"]) for v in seeds] == [("wgan-gp", "better")]
+    md = (tmp_path / "report" / "leaderboard.md").read_text()
+    assert md.startswith("# gan-bench report: w1 against ns") and "median w1" in md and "(primary\\_best)" in md
+    s = pd.read_csv(tmp_path / "report" / "summary.csv")
+    med = s[s["loss"] == "wgan-gp"]["median"].iloc[0]
+    assert 0.15 < med < 0.25  # primary_best in W1's own units, not FID's
+    doc = json.loads(run_bench("report", csv, "--json", "--resamples", "300", "--metric", "fid", "--out",
+                               tmp_path / "by-fid").stdout)
+    assert doc["metric_name"] == "fid" and doc["headline"].startswith("By fid: ")
+    assert [(v["loss"], v["verdict"]) for v in doc["verdicts"] if v["kind"] == "seeds"] == [("wgan-gp", "worse")]
+
+
 @pytest.fixture(scope="module")
 def study_with_checkpoint(tmp_path_factory):
     """A study directory as `bench run` writes it (results.parquet, trials/...) on ring8 (2-D points) and

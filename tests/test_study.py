@@ -36,9 +36,11 @@ def test_small_study_writes_complete_results(tmp_path):
     assert (df["primary_metric"] == "w1").all() and (df["primary"] == df["w1"]).all()
     assert (df["primary_best"] <= df["primary"] + 1e-12).all() and df["best_step"].isin([30, 60]).all()
     assert (df["extractor"] == "identity").all() and (df["n_samples"] == 500).all() and (df["steps"] == 60).all()
-    # config 0 is the published defaults (ns: lr 5e-5, beta1 0, BN in D)
+    # config 0 is the published defaults (ns: lr 5e-5, n_disc 1) with the default 2-D space's fixed
+    # entries (mixtures-2d: beta1 0.5, batch 256, no normalisation in D)
     c0 = search[(search["loss"] == "ns") & (search["config_id"] == 0)].iloc[0]
-    assert (c0["hp_lr"], c0["hp_beta1"], c0["hp_n_disc"], c0["hp_d_norm"]) == (5e-5, 0.0, 1, "batch")
+    assert (c0["hp_lr"], c0["hp_beta1"], c0["hp_n_disc"], c0["hp_d_norm"], c0["hp_batch_size"]) == \
+        (5e-5, 0.5, 1, "none", 256)
     # seeds phase: the best search config of each cell by its primary metric (not FID), new seeds
     for loss, rows in df[df["phase"] == "seeds"].groupby("loss"):
         s = search[search["loss"] == loss]
@@ -50,7 +52,7 @@ def test_small_study_writes_complete_results(tmp_path):
     st = run_bench("status", tmp_path / "s")
     assert st.returncode == 0 and "ring8/wgan-gp/mlp" in st.stdout and " w1 " in st.stdout
     study = json.loads((tmp_path / "s" / "study.json").read_text())
-    assert study["search"] == "random" and study["budget"] == 4 and study["space"]["name"] == "lucic-wide"
+    assert study["search"] == "random" and study["budget"] == 4 and study["space"]["name"] == "mixtures-2d"
 
 
 BAD = [
@@ -61,6 +63,7 @@ BAD = [
     (["--dataset", "nope"], "unknown dataset 'nope'"),
     (["--archs", "infogan"], "infogan"),  # does not fit 2-D points
     (["--space", "nope"], "unknown space 'nope'"),
+    (["--dataset", "ring8,digits"], "different default search spaces (ring8: mixtures-2d, digits: lucic-wide); give --space"),
     (["--steps", "0"], "--steps must be a positive integer"),
     (["--address", "127.0.0.1:1"], "cannot reach a Ray cluster"),
     (["--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),

@@ -89,7 +89,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, help=f"comma-separated: {', '.join(datasets.names())}")
     p.add_argument("--losses", default="all", help=f"comma-separated or all: {', '.join(losses.names())} (default all)")
     p.add_argument("--archs", help=f"comma-separated: {', '.join(models.names())} (default mlp for 2-D data, infogan for images)")
-    p.add_argument("--space", default="lucic-wide", help=f"search space: {', '.join(sweeps.builtin_names())} or a TOML/YAML file")
+    p.add_argument("--space", help=f"search space: {', '.join(sweeps.builtin_names())} or a TOML/YAML file "
+                   "(default: mixtures-2d for 2-D data, lucic-wide for images)")
     p.add_argument("--search", default="random", choices=SEARCHES, help="random (default; the fair comparison) or tpe")
     p.add_argument("--early-stop", default="none", choices=EARLY_STOPS, help="none (default) or asha")
     p.add_argument("--seeds", type=int, default=10, help="seeds for the best config of each cell (default 10; 0 skips)")
@@ -132,13 +133,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _study(args: argparse.Namespace):
     import losses
     import sweeps
-    from bench.study import Study
+    from bench.study import Study, default_space
 
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be a positive integer, got {args.steps}")
     names = losses.names() if args.losses == "all" else _names(args.losses)
-    space = sweeps.load(args.space)
     datasets_ = _names(args.dataset)
+    space = sweeps.load(args.space or default_space(datasets_))
     name = args.name or f"{'+'.join(d.replace(':', '_').replace('/', '_') for d in datasets_)}-{space.name}-b{args.budget}-seed{args.seed}"
     if not name or "/" in name or name.startswith("."):
         raise UsageError(f"--name must be a plain directory name, got '{name}'")

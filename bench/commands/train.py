@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dataset", default="ring8", help=f"one of {', '.join(datasets.names())} (default ring8)")
     p.add_argument("--loss", default="ns", help=f"one of {', '.join(losses.names())} (default ns)")
-    p.add_argument("--arch", default="mlp", help=f"one of {', '.join(models.names())} (default mlp)")
+    p.add_argument("--arch", help=f"one of {', '.join(models.names())} (default mlp for 2-D data, infogan for images)")
     p.add_argument("--steps", type=int, default=2000, help="generator steps (default 2000)")
     p.add_argument("--out", required=True, help="run directory (created; resumed if it holds this run)")
     p.add_argument("--lr", type=float, help="Adam learning rate for G and D (default: the loss's)")
@@ -93,7 +93,7 @@ def _train_config(args: argparse.Namespace):
         else:
             fields[REGULARIZERS[name]] = int(value) if name == "noise_anneal" else value
     return TrainConfig(
-        dataset=args.dataset, loss=args.loss, arch=args.arch, steps=args.steps, batch_size=args.batch_size,
+        dataset=args.dataset, loss=args.loss, arch=args.arch or _default_arch(args.dataset), steps=args.steps, batch_size=args.batch_size,
         z_dim=args.z_dim, z_dist=args.z_dist, lr=args.lr, beta1=args.beta1, beta2=args.beta2, n_disc=args.n_disc,
         d_norm=args.d_norm, loss_params=loss_params, seed=args.seed, resolution=args.resolution,
         data_root=args.data_root, log_every=args.log_every, ckpt_every=args.ckpt_every, device=args.device,
@@ -124,3 +124,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{result.status}{where}: step {result.step}/{result.steps} in {result.wall_s:.1f} s; {last}")
         print(f"run directory: {args.out}")
     return 0
+
+
+def _default_arch(dataset: str) -> str:
+    from bench.data.core import kind_of
+    from bench.study import DEFAULT_ARCH
+
+    return DEFAULT_ARCH[kind_of(dataset)]
