@@ -147,6 +147,32 @@ def test_stacked_digits_classifier_accuracy():
         assert right.float().mean(0).min() >= per_channel and right.all(1).float().mean() >= triples, res
 
 
+def test_stacked_digits_features_see_each_channel():
+    """stacked-digits' FID features (digits-cnn-channels) see each channel; digits-cnn's channel mean
+    cannot: the same images with their channels reordered so that classes ascend (220 of the 1,000
+    triples) have exactly the same channel means, so the same digits-cnn FID, but a far worse one here."""
+    from bench.data.synthetic import stacked_digits_labels
+
+    register_with_torch_fidelity()
+    n = 2000
+    x = datasets.get("stacked-digits").uint8(n)
+    order = stacked_digits_labels("train", n).argsort(dim=1, stable=True)
+    ascending = torch.stack([x[i, order[i]] for i in range(n)])
+    mean = [score_samples(v, "stacked-digits", metrics=["fid"], extractor="digits-cnn")["fid"] for v in (x, ascending)]
+    assert mean[0] == pytest.approx(mean[1], rel=1e-9, abs=1e-9)
+    per = [score_samples(v, "stacked-digits", metrics=["fid"]) for v in (x, ascending)]
+    assert per[0]["provenance"]["extractor"] == "digits-cnn-channels"
+    assert per[1]["fid"] > 5 * per[0]["fid"], (per[0]["fid"], per[1]["fid"])
+    real = datasets.get("stacked-digits", split="test").uint8(n)
+    theirs = torch_fidelity.calculate_metrics(input1=_Images(ascending), input2=_Images(real), cuda=False, fid=True,
+                                              feature_extractor="digits-cnn-channels", verbose=False, cache=False)
+    assert math.isclose(per[1]["fid"], theirs["frechet_inception_distance"], rel_tol=REL)
+    # one channel: the same features as digits-cnn
+    d = datasets.get("digits").uint8(50)
+    assert torch.equal(get_extractor("digits-cnn-channels", None, "cpu")(d)["penultimate"],
+                       get_extractor("digits-cnn", None, "cpu")(d)["penultimate"])
+
+
 def test_stacked_digits_modes():
     x = datasets.get("stacked-digits").uint8(10_000)
     real = score_samples(x, "stacked-digits", metrics=["modes"])

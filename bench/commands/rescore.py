@@ -12,6 +12,8 @@ from bench.errors import UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from bench.metrics import registry
+
     p = sub.add_parser(
         "rescore", help="score a study's checkpoints under a new protocol (Ray tasks), or add an external generator",
         description="Score the checkpoints of the study DIR with --metrics / --feature-extractor / --samples / --split "
@@ -25,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("study_dir", nargs="?", metavar="DIR", help="the study directory (<storage>/<name>)")
     p.add_argument("--metrics", help="comma-separated families: fid,kid,prc,dc,is,modes or default (default: each "
                    "dataset's)")
-    p.add_argument("--feature-extractor", help="identity, digits-cnn or inception-v3-compat (default: the dataset's)")
+    p.add_argument("--feature-extractor", help=f"{', '.join(registry.extractor_names())} (default: the dataset's)")
     p.add_argument("--fe-weights", metavar="PATH", help="feature-extractor weights (Inception: "
                    "weights-inception-2015-12-05-6726825d.pth; a path every Ray node can read)")
     p.add_argument("--samples", type=int, help="generated samples per checkpoint (default: the dataset's)")

@@ -13,7 +13,7 @@ _ORDER = ("w1", "fid", "kid", "kid_std", "precision", "recall", "f_score", "dens
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from bench.metrics import DEFAULTS
+    from bench.metrics import DEFAULTS, registry
 
     s = DEFAULTS["samples"]
     p = sub.add_parser(
@@ -29,8 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--z-dim", type=int, help="latent dimension of --generator (z ~ N(0, I))")
     p.add_argument("--dataset", help="dataset to compare with (default: the run's; required with --generator)")
     p.add_argument("--metrics", help="comma-separated: w1,fid,kid,prc,dc,is,modes or 'default' (default: the dataset's)")
-    p.add_argument("--feature-extractor", help="identity, digits-cnn or inception-v3-compat "
-                   "(default: identity for 2-D data, digits-cnn for digits, inception-v3-compat otherwise)")
+    p.add_argument("--feature-extractor", help=f"{', '.join(registry.extractor_names())} (default: identity for "
+                   "2-D data, digits-cnn for digits, digits-cnn-channels for stacked-digits, inception-v3-compat otherwise)")
     p.add_argument("--fe-weights", metavar="PATH", help="feature-extractor weights (Inception: "
                    "weights-inception-2015-12-05-6726825d.pth)")
     p.add_argument("--samples", type=int, help=f"generated samples (default {s['images']:,} for images and 2-D data, "

@@ -31,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     import losses
     import models
     from bench import datasets
+    from bench.metrics import registry
 
     loss_params = "; ".join(f"{n}: {', '.join(losses.loss_class(n).params) or '-'}" for n in losses.names())
     p = sub.add_parser(
@@ -74,7 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics", help="score every checkpoint into scores.jsonl: comma-separated fid,kid,prc,dc,is,modes "
                    "or 'default' (the dataset's); default: no scoring")
     p.add_argument("--eval-samples", type=int, help="samples per score (default: the metrics' default, e.g. 10,000)")
-    p.add_argument("--feature-extractor", help="identity, digits-cnn or inception-v3-compat (default: the dataset's)")
+    p.add_argument("--feature-extractor", help=f"{', '.join(registry.extractor_names())} (default: the dataset's)")
     p.add_argument("--fe-weights", metavar="PATH", help="feature-extractor weights file (Inception)")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.set_defaults(func=run)

@@ -20,7 +20,7 @@ DEFAULTS: dict = {
     "primary": {"points": "w1", "images": "fid"},
     # default extractor by data kind (digits and stacked-digits have their own)
     "extractor": {"points": "identity", "images": "inception-v3-compat", "digits": "digits-cnn",
-                  "stacked-digits": "digits-cnn"},
+                  "stacked-digits": "digits-cnn-channels"},
     # metric parameters
     "kid_subset_size": 1000,         # capped at min(n_generated, n_real); the value used is recorded
     "kid_subsets": 100,

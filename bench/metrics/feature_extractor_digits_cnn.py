@@ -4,6 +4,8 @@ Architecture: conv3x3(1->16) ReLU, conv3x3(16->32) ReLU, maxpool 2, FC 512->64 R
 ``'penultimate'``, 64-d: FID, KID, precision/recall, density/coverage), FC 64->10 (``'logits'``: IS,
 class coverage). Inputs: uint8 [N, C, H, W]; channels are averaged to gray, images of another size are
 resized to 8x8 (bilinear, antialiased), then scaled to [-1, 1] like the training data.
+``digits-cnn-channels`` (stacked-digits' default) runs the same network on each channel alone and
+concatenates the features.
 
 Training (deterministic: seed 0, one thread, deterministic algorithms): Adam 1e-3, 15 epochs, batch
 64, on all 1,797 images with their labels (digits has no held-out split). The weights are cached at
@@ -92,8 +94,30 @@ class FeatureExtractorDigitsCNN(torch_fidelity.FeatureExtractorBase):
         return torch.zeros(1, 3, SIDE, SIDE, dtype=torch.uint8)
 
 
-if NAME not in FEATURE_EXTRACTORS_REGISTRY:
-    torch_fidelity.register_feature_extractor(NAME, FeatureExtractorDigitsCNN)
+class FeatureExtractorDigitsCNNChannels(FeatureExtractorDigitsCNN):
+    """``digits-cnn-channels``: the same network on each channel alone, the C penultimate vectors
+    concatenated ([N, 64 C]). For stacked-digits (one digit per channel) FID/KID/PR then see each
+    channel's digit and which digits occur together; the channel mean of ``digits-cnn`` blurs three
+    digits into one and cannot tell a generator that repeats one triple from one that varies.
+    No logits: a 3-channel image has 1,000 classes, not 10 (class modes use ``digits-cnn`` per channel)."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        h = torch.cat([self.net(prepare(x[:, c:c + 1]))[0] for c in range(x.shape[1])], dim=1)
+        return (h,)
+
+    @staticmethod
+    def get_provided_features_list() -> tuple[str, ...]:
+        return ("penultimate",)
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric: str) -> str:
+        return "penultimate"
+
+
+CHANNELS = "digits-cnn-channels"
+for _name, _cls in ((NAME, FeatureExtractorDigitsCNN), (CHANNELS, FeatureExtractorDigitsCNNChannels)):
+    if _name not in FEATURE_EXTRACTORS_REGISTRY:
+        torch_fidelity.register_feature_extractor(_name, _cls)
 
 
 def build(weights: str | None = None, device="cpu") -> Extractor:
@@ -101,6 +125,13 @@ def build(weights: str | None = None, device="cpu") -> Extractor:
     sha = state_dict_sha256(module.net.state_dict())
     return Extractor(NAME, module, "penultimate", "logits", sha, "channel mean to gray; bilinear-antialias-8 "
                      "when not 8x8", device=torch.device(device))
+
+
+def build_channels(weights: str | None = None, device="cpu") -> Extractor:
+    module = FeatureExtractorDigitsCNNChannels(CHANNELS, ["penultimate"], weights).to(device)
+    sha = state_dict_sha256(module.net.state_dict())
+    return Extractor(CHANNELS, module, "penultimate", None, sha, "each channel alone, features concatenated; "
+                     "bilinear-antialias-8 when not 8x8", device=torch.device(device))
 
 
 # -- weights: trained on first use, cached by content -----------------------------------------

@@ -146,6 +146,7 @@ def metric_fn(name: str) -> Callable:
 # -- built-ins ---------------------------------------------------------------------------------
 register_extractor("identity", "bench.metrics.feature_extractor_identity:build")
 register_extractor("digits-cnn", "bench.metrics.feature_extractor_digits_cnn:build")
+register_extractor("digits-cnn-channels", "bench.metrics.feature_extractor_digits_cnn:build_channels")
 register_extractor("inception-v3-compat", "bench.metrics.feature_extractor_inception:build")
 
 register_metric("fid", "bench.metrics.fidelity:fid", needs="features", keys=("fid",))
