@@ -30,8 +30,9 @@ all join the family).
 The headline says which metric ranked (``metric_label``) and follows Lucic et al. 2018 ("we did not find evidence that any of the tested algorithms
 consistently outperforms the non-saturating GAN"): a loss beats the baseline *consistently* when its
 primary verdict is ``better`` on every dataset of the report. The primary verdict on a dataset is the
-``seeds`` verdict where that dataset has a seeds phase for both, else the ``budget`` verdict at the
-largest budget k. A loss none of whose primary verdicts is conclusive against it (every one is
+``seeds`` verdict where that dataset has a seeds phase for both and it is not inconclusive, else the
+``budget`` verdict at the largest budget k that is not (3 seeds cannot decide, 20 configurations
+can), else the inconclusive one. A loss none of whose primary verdicts is conclusive against it (every one is
 ``better`` or ``inconclusive``, at least one ``inconclusive``) is undecided: the headline names it
 and the seeds (or configs) that would decide it, and never says "no loss beats" over it.
 """
@@ -68,13 +69,17 @@ def decide(comparisons: pd.DataFrame, alpha: float) -> pd.DataFrame:
 
 
 def primary(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """One verdict per dataset x loss: seeds where present, else budget at the largest k."""
+    """One verdict per dataset x loss: the seeds verdict where there is one that is not inconclusive,
+    else the budget verdict at the largest k that is not, else the inconclusive seeds (or budget)
+    verdict. Which one is chosen depends on ``min_p`` alone (the sample sizes), never on the data's
+    values, so choosing does not spend alpha: both kinds are in the one Holm family anyway."""
     if verdicts.empty:
         return verdicts.assign(kind=pd.Series(dtype=str))
     v = verdicts.copy()
+    v["_conclusive"] = v["verdict"] != "inconclusive"
     v["_order"] = np.where(v["kind"] == "seeds", np.inf, v["budget"].fillna(0).astype(float))
-    v = v.sort_values(["dataset", "loss", "_order"]).groupby(["dataset", "loss"], sort=True).tail(1)
-    return v.drop(columns="_order").reset_index(drop=True)
+    v = v.sort_values(["dataset", "loss", "_conclusive", "_order"]).groupby(["dataset", "loss"], sort=True).tail(1)
+    return v.drop(columns=["_conclusive", "_order"]).reset_index(drop=True)
 
 
 def _names(items) -> str:

@@ -341,8 +341,8 @@ def test_three_seeds_cannot_decide_a_huge_effect_and_twenty_can():
 def test_headline_names_the_inconclusive_losses_when_only_some_are():
     rng = np.random.default_rng(13)
     df = synth(rng, datasets=("d0", "d1"), losses={"ns": 0.0, "good": -6.0, "same": 0.0}, configs=20, seeds=20)
-    few = (df["dataset"] == "d1") & (df["phase"] == "seeds") & (df.groupby(["dataset", "loss", "phase"]).cumcount() >= 3)
-    df = df[~few]  # 3 seeds per loss on d1: no seeds verdict there
+    few = (df["dataset"] == "d1") & (df.groupby(["dataset", "loss", "phase"]).cumcount() >= 3)
+    df = df[~few]  # 3 seeds and 3 configs per loss on d1: neither verdict is possible there
     rep = A.analyse(M.prepare(df), "ns", n_resamples=300)
     p = V.primary(rep.verdicts).set_index(["dataset", "loss"])["verdict"]
     assert p[("d0", "good")] == "better" and p[("d1", "good")] == "inconclusive"
@@ -351,6 +351,17 @@ def test_headline_names_the_inconclusive_losses_when_only_some_are():
     assert h.startswith("By fid: same does not consistently beat ns across the 2 datasets"), h
     assert "no verdict on good (1/2): 3 seeds per loss cannot show a difference at alpha = 0.05" in h, h
     assert "no loss" not in h.lower()
+
+
+def test_budget_verdict_decides_where_the_seeds_cannot():
+    """3 seeds per loss (inconclusive) but 20 configurations: the dataset's verdict is the budget's."""
+    rng = np.random.default_rng(15)
+    df = synth(rng, datasets=("d0",), losses={"ns": 0.0, "good": -6.0}, configs=20, seeds=3)
+    rep = A.analyse(M.prepare(df), "ns", n_resamples=300)
+    got = rep.verdicts.set_index("kind")["verdict"]
+    assert got["seeds"] == "inconclusive" and got["budget"] == "better"
+    assert V.primary(rep.verdicts)["kind"].tolist() == ["budget"]
+    assert rep.headline == "By fid: good is better than ns on d0."
 
 
 def test_headline_says_when_no_difference_could_not_survive_holm():
