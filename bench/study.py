@@ -40,7 +40,7 @@ DEFAULT_SPACE = {"points": "mixtures-2d", "images": "lucic-wide"}
 def default_space(datasets: list[str]) -> str:
     """The search space a study of ``datasets`` uses when none is given: one per data kind; datasets
     of both kinds in one study have no common default (UsageError: give ``--space``)."""
-    from bench.data.core import kind_of
+    from bench.datasets import kind_of  # importing bench.datasets registers the datasets
 
     spaces = {d: DEFAULT_SPACE[kind_of(d)] for d in datasets}
     if len(set(spaces.values())) > 1:

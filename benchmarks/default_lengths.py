@@ -51,7 +51,7 @@ def main() -> None:
     args = p.parse_args()
 
     import sweeps
-    from bench.data.core import kind_of
+    from bench.datasets import kind_of  # importing bench.datasets registers the datasets
     from bench.study import DEFAULT_ARCH, Cell, Study, default_space, make_trial, sample_configs
 
     args.space = args.space or default_space([args.dataset])

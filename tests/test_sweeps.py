@@ -79,6 +79,23 @@ def test_fixed_entries_hold_for_config_zero_too():
             assert 2e-4 <= hp["lr"] <= 3e-3 and hp["batch_size"] == 256 and hp["d_norm"] == "none"
 
 
+def test_default_space_by_data_kind_in_a_fresh_interpreter():
+    """2-D data gets mixtures-2d, images lucic-wide, a mix neither; in a fresh interpreter, where
+    nothing but bench.study has been imported (the dataset registry must fill itself)."""
+    import subprocess
+    import sys
+
+    code = ("from bench.study import default_space\n"
+            "print(default_space(['ring8', 'grid25']), default_space(['digits', 'mnist']))\n"
+            "try:\n    default_space(['ring8', 'digits'])\nexcept Exception as e:\n    print(type(e).__name__, e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.splitlines()
+    assert first == "mixtures-2d lucic-wide"
+    assert second == ("UsageError these datasets have different default search spaces (ring8: mixtures-2d, "
+                      "digits: lucic-wide); give --space")
+
+
 @pytest.mark.parametrize("text,needle", [
     ("[params]\nlr = { dist = 'loguniform', low = 0.0, high = 1e-2 }", "loguniform needs low > 0"),
     ("[params]\nlr = { dist = 'uniform', low = 1.0, high = 0.5 }", "must be below high"),

@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _default_arch(dataset: str) -> str:
-    from bench.data.core import kind_of
+    from bench.datasets import kind_of  # importing bench.datasets registers the datasets
     from bench.study import DEFAULT_ARCH
 
     return DEFAULT_ARCH[kind_of(dataset)]
