@@ -41,12 +41,30 @@ def _fidelity(gen: torch.Tensor, real: torch.Tensor, extractor: str, **kw) -> di
         feature_extractor=extractor, save_cpu_ram=True, verbose=False, cache=False, **kw)
 
 
-def _assert_equal_to_fidelity(ours: dict, theirs: dict) -> None:
+def _assert_equal_to_fidelity(ours: dict, theirs: dict, kid64: dict | None = None) -> None:
+    """``kid64``: torch-fidelity's KID function on the same features in float64. Our KID computes in
+    float64; torch-fidelity's runs in the features' dtype, and its float32 rounding is about 1e-6 of the
+    kernel sums (digits-cnn, 200 vs 200, subsets of all 200: every subset has the same MMD, yet its
+    float32 KID std is 0.0044 against a KID of 3,493; in float64 it is 8e-12, ours 5e-13). So KID
+    equals torch-fidelity's float64 values to 1e-6, and its float32 ones to 1e-5 of max(1, |KID|)."""
     pairs = {"fid": "frechet_inception_distance", "kid": "kernel_inception_distance_mean",
              "kid_std": "kernel_inception_distance_std", "precision": "precision", "recall": "recall",
              "f_score": "f_score", "is": "inception_score_mean", "is_std": "inception_score_std"}
     for a, b in pairs.items():
+        if kid64 is not None and a in ("kid", "kid_std"):
+            assert math.isclose(ours[a], kid64[b], rel_tol=REL, abs_tol=1e-9), (a, ours[a], kid64[b])
+            assert abs(ours[a] - theirs[b]) <= 1e-5 * max(1.0, abs(ours["kid"])), (a, ours[a], theirs[b])
+            continue
         assert math.isclose(ours[a], theirs[b], rel_tol=REL, abs_tol=1e-12), (a, ours[a], theirs[b])
+
+
+def _kid64(extractor: str, gen: torch.Tensor, real: torch.Tensor, size: int, weights: str | None = None) -> dict:
+    """torch-fidelity's kid_features_to_metric on float64 features of ``extractor`` (same seed, subsets)."""
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    ex = get_extractor(extractor, weights)
+    f = [ex(x)[ex.feature_layer].double() for x in (gen, real)]
+    return kid_features_to_metric(*f, kid_subset_size=size, kid_subsets=100, rng_seed=2020, verbose=False)
 
 
 def _fake_digits(n: int) -> torch.Tensor:
@@ -63,7 +81,7 @@ def test_digits_cnn_equals_torch_fidelity():
     ours = score_samples(fake, "digits", metrics=["fid", "kid", "prc", "is"], extractor="digits-cnn")
     real = datasets.get("digits", split="test").uint8(n)
     theirs = _fidelity(fake, real, "digits-cnn", kid_subset_size=n, isc_splits=10)
-    _assert_equal_to_fidelity(ours, theirs)
+    _assert_equal_to_fidelity(ours, theirs, _kid64("digits-cnn", fake, real, n))
     p = ours["provenance"]
     assert p["n_generated"] == p["n_real"] == n and p["kid_subset_size"] == n and p["real_split"] == "test"
     assert p["extractor"] == "digits-cnn" and len(p["weights_sha256"]) == 64 and p["torch_fidelity"] == "0.4.0"
@@ -81,7 +99,7 @@ def test_inception_equals_torch_fidelity_with_local_weights(tmp_path, monkeypatc
     tile = lambda x: x.repeat(1, 3, 1, 1)  # noqa: E731  grayscale tiled to RGB, as Lucic
     theirs = _fidelity(tile(fake), tile(real), "inception-v3-compat", feature_extractor_weights_path=str(weights),
                        kid_subset_size=n, isc_splits=n)
-    _assert_equal_to_fidelity(ours, theirs)
+    _assert_equal_to_fidelity(ours, theirs, _kid64("inception-v3-compat", fake, real, n, str(weights)))
     p = ours["provenance"]
     assert p["resize"] == "torch-fidelity-bilinear-299" and p["channels"] == "grayscale tiled to 3"
     assert p["weights_sha256"] == get_extractor("inception-v3-compat", str(weights)).weights_sha256
@@ -307,3 +325,188 @@ def test_train_scores_checkpoints_without_changing_training(tmp_path):
     assert _same(_state(tmp_path / "once"), _state(tmp_path / "resumed"))
     again = [json.loads(line) for line in (tmp_path / "resumed" / "scores.jsonl").read_text().splitlines()]
     assert [r["step"] for r in again] == [20, 40] and [r["fid"] for r in again] == [r["fid"] for r in rows]
+
+
+# -- exact k-NN (bench.metrics.knn) and batched KID (bench.metrics.kid) ------------------------
+
+def _brute_balls(centres: torch.Tensor, points: torch.Tensor, k: int, strict: bool) -> tuple[list, list]:
+    """The definition, by brute force over all pairs in float64 (difference formula): per point the
+    number of balls holding it, per ball whether any point lies in it."""
+    c, p = centres.double(), points.double()
+    own = ((c[:, None] - c[None]) ** 2).sum(-1).sqrt()
+    radii = own.sort(dim=1).values[:, k]  # index 0: the point itself (or a duplicate)
+    d = ((p[:, None] - c[None]) ** 2).sum(-1).sqrt()  # [points, centres]
+    inside = d < radii[None] if strict else d <= radii[None]
+    return inside.sum(1).tolist(), inside.any(0).tolist()
+
+
+def _brute_prdc(real: torch.Tensor, fake: torch.Tensor, k_pr: int = 3, k_dc: int = 5) -> dict:
+    in_real, _ = _brute_balls(real, fake, k_pr, strict=False)
+    in_fake, _ = _brute_balls(fake, real, k_pr, strict=False)
+    counts, hit = _brute_balls(real, fake, k_dc, strict=True)
+    return {"precision": sum(c > 0 for c in in_real) / len(fake), "recall": sum(c > 0 for c in in_fake) / len(real),
+            "density": sum(counts) / (k_dc * len(fake)), "coverage": sum(hit) / len(real)}
+
+
+def _ours_prdc(real, fake, real_radii=None) -> dict:
+    from bench.metrics import knn
+
+    p, r = knn.precision_recall(real, fake, 3)
+    d, c = knn.density_coverage(real, fake, 5)
+    return {"precision": p, "recall": r, "density": d, "coverage": c}
+
+
+def _lattice(n: int, dim: int, side: int, seed: int) -> torch.Tensor:
+    """Integer points on a small grid: many duplicates and many equal distances, all of them exact in
+    float32 (so torch-fidelity's float32 matmul distances are exact too)."""
+    return torch.randint(0, side, (n, dim), generator=torch.Generator().manual_seed(seed)).float()
+
+
+@pytest.fixture(params=["kd-tree", "torch"])
+def knn_path(request, monkeypatch):
+    """Both exact k-NN paths on the same inputs: KD-trees (d <= KD_MAX_DIM) and blocked matmul + topk."""
+    from bench.metrics import knn
+
+    monkeypatch.setattr(knn, "KD_MAX_DIM", 10_000 if request.param == "kd-tree" else 0)
+    monkeypatch.setattr(knn, "_BLOCK", 37)  # several blocks, a ragged last one
+    return request.param
+
+
+@pytest.mark.parametrize("dim", [2, 5, 64])
+def test_knn_precision_recall_equal_torch_fidelity(knn_path, dim):
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    g = torch.Generator().manual_seed(dim)
+    real = torch.randn(300, dim, generator=g, dtype=torch.float64)
+    fake = (1 + 0.5 / dim ** 0.5) * torch.randn(260, dim, generator=g, dtype=torch.float64) + 0.3 / dim ** 0.5
+    theirs = prc_features_to_metric(fake, real, prc_neighborhood=3, save_cpu_ram=True, verbose=False)
+    ours = _ours_prdc(real, fake)
+    for key in ("precision", "recall"):  # torch-fidelity averages in float32: 1e-7 is its rounding
+        assert ours[key] == pytest.approx(theirs[key], abs=1e-7), (key, ours[key], theirs[key])
+        assert round(ours[key] * len(fake if key == "precision" else real)) == \
+            round(theirs[key] * len(fake if key == "precision" else real))  # the same count of samples
+    assert 0.05 < ours["precision"] < 0.99 and 0.05 < ours["recall"] < 0.99  # neither trivially 0 nor 1
+    brute = _brute_prdc(real, fake)
+    assert ours == pytest.approx(brute, abs=1e-12)
+
+
+@pytest.mark.parametrize("dim,side", [(2, 4), (2, 9), (3, 3), (20, 2)])
+def test_knn_ties_and_duplicates_follow_each_metrics_convention(knn_path, dim, side):
+    """Lattice data: duplicated points and distances equal to a radius, where <= (precision/recall,
+    torch-fidelity) and < (density/coverage, prdc) give different answers; torch-fidelity's own
+    float32 computation is exact here."""
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    real, fake = _lattice(120, dim, side, 1), _lattice(90, dim, side, 2)
+    ours = _ours_prdc(real, fake)
+    assert ours == pytest.approx(_brute_prdc(real, fake), abs=1e-12)
+    theirs = prc_features_to_metric(fake, real, prc_neighborhood=3, save_cpu_ram=True, verbose=False)
+    assert (ours["precision"], ours["recall"]) == pytest.approx((theirs["precision"], theirs["recall"]), abs=1e-7)
+    # the convention decides something here: open balls (<) would give another precision or density
+    counts_open, _ = _brute_balls(real, fake, 3, strict=True)
+    counts_closed, _ = _brute_balls(real, fake, 5, strict=False)
+    open_precision = sum(c > 0 for c in counts_open) / len(fake)
+    assert open_precision != ours["precision"] or sum(counts_closed) / (5 * len(fake)) != ours["density"]
+
+
+@pytest.mark.parametrize("points", ["gaussian", "lattice"])
+def test_knn_identical_real_and_generated_sets(knn_path, points):
+    """Every sample lies on its own twin (distance 0): precision = recall = 1 with closed balls; with
+    open balls a twin counts only where the radius is positive (zero radii: >= k + 1 copies)."""
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    x = torch.randn(150, 3, generator=torch.Generator().manual_seed(4)) if points == "gaussian" else \
+        _lattice(25, 2, 5, 4).repeat(6, 1)  # 6 copies of each point: every 3-NN and 5-NN radius is 0
+    ours = _ours_prdc(x, x.clone())
+    assert ours["precision"] == ours["recall"] == 1.0
+    assert ours == pytest.approx(_brute_prdc(x, x), abs=1e-12)
+    theirs = prc_features_to_metric(x, x.clone(), prc_neighborhood=3, save_cpu_ram=True, verbose=False)
+    assert theirs["precision"] == theirs["recall"] == 1.0
+    if points == "lattice":  # every radius is 0: closed balls hold their twins, open balls nothing
+        assert ours["density"] == ours["coverage"] == 0.0
+
+
+def test_knn_collapsed_generator_duplicates(knn_path):
+    """A generator whose samples are all one point: generated radii are 0; that point is inside the
+    real manifold only if some real ball holds it."""
+    real = torch.randn(200, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    for fake in (real[:1].repeat(50, 1), torch.full((50, 2), 9.0, dtype=torch.float64)):
+        assert _ours_prdc(real, fake) == pytest.approx(_brute_prdc(real, fake), abs=1e-12)
+
+
+def test_density_coverage_with_cached_radii_on_both_paths(monkeypatch):
+    from bench.metrics import knn
+
+    g = torch.Generator().manual_seed(6)
+    real, fake = torch.randn(333, 8, generator=g), torch.randn(201, 8, generator=g) * 1.1
+    kd_radii = knn.knn_radii(real, 5)
+    kd = knn.density_coverage(real, fake, 5, kd_radii)
+    monkeypatch.setattr(knn, "KD_MAX_DIM", 0)
+    torch_radii = knn.knn_radii(real, 5)
+    assert torch.allclose(kd_radii, torch_radii, rtol=1e-12, atol=0)
+    assert knn.density_coverage(real, fake, 5, torch_radii) == pytest.approx(kd, abs=1e-12)
+    assert kd == pytest.approx(density_coverage(real, fake, 5), abs=1e-12)
+
+
+@pytest.mark.parametrize("dim,n1,n2,size,subsets", [(2, 400, 350, 100, 20), (64, 180, 210, 90, 7), (3, 60, 60, 60, 3)])
+def test_kid_equals_torch_fidelity(dim, n1, n2, size, subsets):
+    """Same subsets (same seed), same numbers: to 1e-9 on float64 features (both routes); on float32
+    features torch-fidelity computes in float32, about 2e-7 off the float64 value (measured), within 1e-6."""
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    from bench.metrics.kid import kid
+
+    g = torch.Generator().manual_seed(dim)
+    gen64, real64 = torch.randn(n1, dim, generator=g, dtype=torch.float64) * 1.3 + 0.3, \
+        torch.randn(n2, dim, generator=g, dtype=torch.float64)
+    routes = set()
+    for gen, real, tol in ((gen64, real64, 1e-9), (gen64.float(), real64.float(), REL)):
+        theirs = kid_features_to_metric(gen, real, kid_subset_size=size, kid_subsets=subsets, rng_seed=2020,
+                                        verbose=False)
+        mean, std, route = kid(gen, real, subset_size=size, subsets=subsets, seed=2020)
+        routes.add(route)
+        assert mean == pytest.approx(theirs["kernel_inception_distance_mean"], rel=tol, abs=1e-12)
+        assert std == pytest.approx(theirs["kernel_inception_distance_std"], rel=tol, abs=tol)  # std 0: rounding
+        assert mean > 1e-4  # a real difference is measured, not noise around 0
+    assert routes == {"moments" if dim <= 3 else "gram"}
+
+
+def test_kid_both_routes_agree(monkeypatch):
+    from bench.metrics import kid as K
+
+    g = torch.Generator().manual_seed(9)
+    x, y = torch.randn(150, 4, generator=g, dtype=torch.float64), torch.randn(170, 4, generator=g, dtype=torch.float64)
+    i1, i2 = (torch.from_numpy(a) for a in K.subset_indices(150, 170, 50, 6, 1))
+    moments = K._sums_moments(x, y, i1, i2, 3, 0.25, 1.0)
+    gram = K._sums_gram(x, y, i1, i2, 3, 0.25, 1.0)
+    for a, b in zip(moments, gram):
+        assert torch.allclose(a, b, rtol=1e-12, atol=0)
+
+
+def test_reference_cache_holds_both_knn_radii(tmp_path, monkeypatch):
+    from bench.metrics import knn
+
+    monkeypatch.setenv("GAN_BENCH_CACHE", str(tmp_path / "cache"))
+    gen = _mixture(datasets.get("ring8"), 3)
+    cached = score_samples(gen, "ring8", metrics=["prc", "dc"], n=500)
+    blob = torch.load(next((tmp_path / "cache" / "reference").glob("*.pt")), weights_only=True)
+    key = json.loads(blob["key"])
+    assert (key["prc_k"], key["dc_k"]) == (3, 5)
+    assert torch.equal(blob["prc_radii"], knn.knn_radii(blob["features"], 3))
+    assert torch.equal(blob["radii"], knn.knn_radii(blob["features"], 5))
+    again = score_samples(gen, "ring8", metrics=["prc", "dc"], n=500)  # from the cache
+    uncached = score_samples(gen, "ring8", metrics=["prc", "dc"], n=500, cache=False)
+    for k in ("precision", "recall", "f_score", "density", "coverage"):
+        assert cached[k] == again[k] == uncached[k], k
+    assert cached["provenance"]["knn"] == "exact, scipy cKDTree"
+
+
+def test_2d_defaults_leave_kid_opt_in():
+    from bench.metrics import default_metrics
+
+    assert default_metrics("ring8", "points") == ["w1", "fid", "prc", "dc", "modes"]
+    assert "kid" in default_metrics("digits", "images")
+    x = datasets.get("ring8", split="train").real(300)
+    out = score_samples(x, "ring8")
+    assert "kid" not in out and "kid" not in out["provenance"]["metrics"]
+    assert "kid" in score_samples(x, "ring8", metrics=["kid"])

@@ -93,13 +93,13 @@ def test_score_run_dir_json_has_every_default_metric(files):
     r = run_bench("score", files["run"], "--samples", 200, "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    for k in ("w1", "fid", "kid", "precision", "recall", "f_score", "density", "coverage", "modes", "hq_fraction"):
+    for k in ("w1", "fid", "precision", "recall", "f_score", "density", "coverage", "modes", "hq_fraction"):
         assert isinstance(out[k], (int, float)), k
     assert out["primary"] == {"metric": "w1", "value": out["w1"], "lower_is_better": True}
     assert "is" not in out  # no logits for 2-D data
     p = out["provenance"]
     assert p["n_generated"] == p["n_real"] == 200 and p["real_split"] == "test" and p["extractor"] == "identity"
-    assert p["kid_subset_size"] == 200 and p["checkpoint"].endswith("step_00000020.pt")
+    assert "kid" not in out and p["checkpoint"].endswith("step_00000020.pt")  # KID is opt-in for 2-D data
 
 
 def test_score_exported_generator(files):

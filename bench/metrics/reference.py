@@ -2,9 +2,11 @@
 extractor, weights, sample count), then every score computes only the generated side.
 
 A reference file ``$GAN_BENCH_CACHE/reference/<hash of the key>.pt`` holds the real features (and
-class logits), FID's (mu, sigma) and the k-NN radii of density/coverage; it is written atomically and
-read with ``weights_only=True``. The key includes a sha256 of the real samples themselves, so changed
-data never meets stale features. ``computations`` counts real-side computations in this process.
+class logits), FID's (mu, sigma) and the real samples' exact k-NN radii for density/coverage (k =
+``dc_k``) and for precision (k = ``prc_k``), so that a score computes k-NN balls only for the
+generated side; it is written atomically and read with ``weights_only=True``. The key includes a
+sha256 of the real samples themselves, so changed data never meets stale features. ``computations``
+counts real-side computations in this process.
 """
 from __future__ import annotations
 
@@ -19,10 +21,11 @@ import torch
 from torch_fidelity.metric_fid import fid_features_to_statistics
 
 from bench.io import atomic_torch_save
-from bench.metrics.density_coverage import knn_radii
+from bench.metrics.defaults import DEFAULTS
 from bench.metrics.extractor import Extractor, cache_root
+from bench.metrics.knn import knn_radii
 
-FORMAT = "gan-bench/reference/1"
+FORMAT = "gan-bench/reference/2"  # 2: precision radii (prc_k) added
 computations = 0  # real-side feature computations in this process (the cache's tests read it)
 log = logging.getLogger("bench.metrics")
 
@@ -32,17 +35,18 @@ class Reference:
     features: torch.Tensor             # [n_real, D] float32
     logits: torch.Tensor | None        # [n_real, K] or None
     fid_stats: dict[str, np.ndarray]   # {"mu", "sigma"} from torch-fidelity's fid_features_to_statistics
-    radii: torch.Tensor                # k-NN radii for density/coverage, k = key["dc_k"]
+    radii: torch.Tensor                # k-NN radii for density/coverage, k = key["dc_k"] (float64 [n_real])
     key: dict
     path: Path | None = None
+    prc_radii: torch.Tensor | None = None  # k-NN radii for precision, k = key["prc_k"] (float64 [n_real])
 
 
-def reference_key(ds, real: torch.Tensor, extractor: Extractor, dc_k: int) -> dict:
+def reference_key(ds, real: torch.Tensor, extractor: Extractor, dc_k: int, prc_k: int = DEFAULTS["prc_k"]) -> dict:
     data = real.detach().cpu().contiguous()
     return {"format": FORMAT, "dataset": ds.name, "split": ds.split, "resolution": ds.info.get("resolution"),
             "real_sha256": hashlib.sha256(data.reshape(-1).view(torch.uint8).numpy().tobytes()).hexdigest(),
             "n_real": len(real), "extractor": extractor.name, "weights_sha256": extractor.weights_sha256,
-            "feature_layer": extractor.feature_layer, "dc_k": dc_k}
+            "feature_layer": extractor.feature_layer, "dc_k": dc_k, "prc_k": prc_k}
 
 
 def reference_path(key: dict) -> Path:
@@ -57,12 +61,14 @@ def compute(real: torch.Tensor, extractor: Extractor, key: dict, batch_size: int
     feats = extractor(real, batch_size)
     f = feats[extractor.feature_layer]
     logits = feats.get(extractor.logits_layer) if extractor.logits_layer else None
-    return Reference(f, logits, fid_features_to_statistics(f), knn_radii(f, key["dc_k"]), key)
+    dev = extractor.device
+    return Reference(f, logits, fid_features_to_statistics(f), knn_radii(f, key["dc_k"], dev), key,
+                     prc_radii=knn_radii(f, key["prc_k"], dev))
 
 
-def load_or_compute(ds, real: torch.Tensor, extractor: Extractor, *, dc_k: int, batch_size: int = 64,
-                    cache: bool = True) -> Reference:
-    key = reference_key(ds, real, extractor, dc_k)
+def load_or_compute(ds, real: torch.Tensor, extractor: Extractor, *, dc_k: int, prc_k: int = DEFAULTS["prc_k"],
+                    batch_size: int = 64, cache: bool = True) -> Reference:
+    key = reference_key(ds, real, extractor, dc_k, prc_k)
     if not cache:
         return compute(real, extractor, key, batch_size)
     path = reference_path(key)
@@ -71,7 +77,7 @@ def load_or_compute(ds, real: torch.Tensor, extractor: Extractor, *, dc_k: int, 
         ref = compute(real, extractor, key, batch_size)
         blob = {"format": FORMAT, "key": json.dumps(key, sort_keys=True), "features": ref.features,
                 "logits": ref.logits, "mu": torch.from_numpy(ref.fid_stats["mu"]),
-                "sigma": torch.from_numpy(ref.fid_stats["sigma"]), "radii": ref.radii}
+                "sigma": torch.from_numpy(ref.fid_stats["sigma"]), "radii": ref.radii, "prc_radii": ref.prc_radii}
         try:
             atomic_torch_save(path, blob)
         except OSError as e:  # a read-only cache costs time, not correctness
@@ -86,7 +92,7 @@ def _read(path: Path, key: dict) -> Reference | None:
         if not (isinstance(b, dict) and b.get("format") == FORMAT and json.loads(b["key"]) == key):
             raise ValueError("foreign or mismatched file")
         stats = {"mu": b["mu"].numpy(), "sigma": b["sigma"].numpy()}
-        return Reference(b["features"], b["logits"], stats, b["radii"], key, path)
+        return Reference(b["features"], b["logits"], stats, b["radii"], key, path, prc_radii=b["prc_radii"])
     except FileNotFoundError:
         return None
     except Exception as e:  # torn or foreign: recompute and overwrite

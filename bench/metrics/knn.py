@@ -1,0 +1,179 @@
+"""Exact k-nearest-neighbour balls, the common core of precision/recall and density/coverage.
+
+Both metric families (Kynkaanniemi et al. 2019, "Improved Precision and Recall Metric for Assessing
+Generative Models"; Naeem et al. 2020, "Reliable Fidelity and Diversity Metrics for Generative
+Models") put a ball B(x_i, r_i) around every sample x_i of one set, with
+
+    r_i = the k-th smallest of ||x_i - x_j|| over the other samples j != i
+
+(duplicates of x_i count, at distance 0; torch-fidelity takes ``kthvalue(k + 1)`` over a row that
+includes x_i itself, which is the same number), and then ask, for the samples y of the other set,
+which balls hold them: ``||y - x_i|| <= r_i`` (precision/recall, torch-fidelity 0.4) or ``< r_i``
+(density/coverage, the authors' ``prdc``). Where a distance equals a radius (duplicated points,
+lattice data, identical real and generated sets) that choice decides the answer.
+
+Exact, without the n x m distance matrix where the dimension allows:
+
+- d <= ``KD_MAX_DIM``: SciPy's KD-tree (``scipy.spatial.cKDTree``) finds each sample's k + 1 nearest
+  neighbours and, for each ball, the points within its radius (plus 1e-9 relative slack, so that the
+  tree's own rounding cannot drop a point on the sphere); O((n + m) log n) for data without heavy
+  duplication. Every distance that decides anything is then recomputed as
+  ``sqrt(sum((a - b)^2))`` in float64, the same formula for radii and for pairs, so equal distances
+  compare equal.
+- higher d (digits-cnn 64-d, Inception 2,048-d): blocks of rows against the whole other set on the
+  device, squared distances by matmul (``|a|^2 + |b|^2 - 2 a.b``) in float64, ``topk`` for the radii.
+  A matmul distance is off by up to about (d + 3) eps (|a|^2 + |b|^2); every pair that close to a
+  decision (the (k + 1)-th neighbour, a ball's sphere) is recomputed by the difference formula, so
+  duplicates are at distance exactly 0 and ties are decided by the convention, not by rounding.
+
+Radii are float64 distances. Inputs are float tensors or arrays [n, d]; results are on the CPU.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+KD_MAX_DIM = 16   # KD-trees beat brute force only in low dimension
+_BLOCK = 1024     # rows per block on the torch path
+_SLACK = 1e-9     # relative radius slack for the KD-tree's range queries (exact filtering follows)
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def _as_numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().double().numpy()
+    return np.ascontiguousarray(x, dtype=np.float64)
+
+
+def _as_torch(x, device) -> torch.Tensor:
+    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
+    return t.detach().to(device=device, dtype=torch.float64)
+
+
+def use_kd_tree(dim: int) -> bool:
+    return dim <= KD_MAX_DIM
+
+
+def method(dim: int) -> str:
+    """How k-NN balls are found at this dimension (for provenance)."""
+    return "exact, scipy cKDTree" if use_kd_tree(dim) else "exact, blocked torch matmul + topk (float64)"
+
+
+def _pair_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise ||a_r - b_r|| in float64, the one formula every decision uses on the KD path."""
+    return np.sqrt(((a - b) ** 2).sum(1))
+
+
+def _sq_direct(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise squared distances by the difference formula (exact 0 for duplicates)."""
+    return ((a - b) ** 2).sum(1)
+
+
+def _mm_sq(a: torch.Tensor, a2: torch.Tensor, b: torch.Tensor, b2: torch.Tensor) -> torch.Tensor:
+    """|a_i|^2 + |b_j|^2 - 2 a_i.b_j for all pairs [len(a), len(b)], clamped at 0."""
+    return (a2[:, None] + b2[None, :] - 2.0 * (a @ b.T)).clamp_min_(0.0)
+
+
+def _mm_tol(a2: torch.Tensor, b2_max: float, dim: int) -> torch.Tensor:
+    """Bound on the matmul formula's error per row of a block (4x the textbook worst case)."""
+    return 4.0 * (dim + 3) * _EPS * (a2 + b2_max)
+
+
+def knn_radii(x, k: int, device: str | torch.device = "cpu") -> torch.Tensor:
+    """r_i = distance from x_i to its k-th nearest other sample (float64 [n], CPU); needs n > k."""
+    n, dim = x.shape
+    if n <= k:
+        raise ValueError(f"k-NN radii with k = {k} need more than {k} samples, got {n}")
+    if use_kd_tree(dim):
+        xn = _as_numpy(x)
+        _, idx = cKDTree(xn).query(xn, k=k + 1)  # includes x_i itself (or a duplicate) at distance 0
+        return torch.from_numpy(_pair_dist(xn, xn[idx[:, k]]))
+    xt = _as_torch(x, device)
+    x2 = (xt * xt).sum(1)
+    b2_max = float(x2.max())
+    out = []
+    for start in range(0, n, _BLOCK):
+        a, a2 = xt[start:start + _BLOCK], x2[start:start + _BLOCK]
+        d2 = _mm_sq(a, a2, xt, x2)
+        kth = d2.topk(k + 1, dim=1, largest=False).values[:, k]
+        # every j that may truly be among the k + 1 nearest: recompute exactly, take the (k + 1)-th
+        cand = d2 <= (kth + 2 * _mm_tol(a2, b2_max, dim))[:, None]
+        rows, cols = cand.nonzero(as_tuple=True)
+        exact = torch.full_like(d2, float("inf"))
+        exact[rows, cols] = _sq_direct(a[rows], xt[cols])
+        out.append(exact.kthvalue(k + 1, dim=1).values.sqrt())
+    return torch.cat(out).cpu()
+
+
+def ball_members(centres, radii: torch.Tensor, points, *, strict: bool,
+                 device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """For balls B(c_i, r_i) and points y_j: (counts [m] int64: #{i : ||y_j - c_i|| <= r_i}, or ``<``
+    when ``strict``; hit [n] bool: some point lies in ball i). Exact; CPU tensors."""
+    n, dim = centres.shape
+    m = len(points)
+    if use_kd_tree(dim):
+        c, p, r = _as_numpy(centres), _as_numpy(points), _as_numpy(radii)
+        lists = cKDTree(p).query_ball_point(c, r * (1 + _SLACK), return_sorted=False)
+        lens = np.fromiter(map(len, lists), dtype=np.int64, count=n)
+        if lens.sum() == 0:
+            return torch.zeros(m, dtype=torch.int64), torch.zeros(n, dtype=torch.bool)
+        cols = np.concatenate([np.asarray(v, dtype=np.int64) for v in lists if len(v)])
+        rows = np.repeat(np.arange(n), lens)
+        d = _pair_dist(c[rows], p[cols])
+        inside = d < r[rows] if strict else d <= r[rows]
+        counts = np.bincount(cols[inside], minlength=m)
+        hit = np.zeros(n, dtype=bool)
+        hit[rows[inside]] = True
+        return torch.from_numpy(counts.astype(np.int64)), torch.from_numpy(hit)
+    ct, pt, rt = _as_torch(centres, device), _as_torch(points, device), _as_torch(radii, device)
+    c2, p2 = (ct * ct).sum(1), (pt * pt).sum(1)
+    p2_max = float(p2.max())
+    counts = torch.zeros(m, dtype=torch.int64, device=ct.device)
+    hits = []
+    for start in range(0, n, _BLOCK):
+        a, a2, r = ct[start:start + _BLOCK], c2[start:start + _BLOCK], rt[start:start + _BLOCK]
+        d2 = _mm_sq(a, a2, pt, p2)
+        r2 = (r * r)[:, None]
+        inside = d2 < r2 if strict else d2 <= r2
+        # pairs within rounding of a sphere: decide on the exact distance (as the KD path does)
+        near = (d2 - r2).abs() <= (_mm_tol(a2, p2_max, dim) + 4 * _EPS * r * r)[:, None]
+        rows, cols = near.nonzero(as_tuple=True)
+        if len(rows):
+            d = _sq_direct(a[rows], pt[cols]).sqrt()
+            inside[rows, cols] = d < r[rows] if strict else d <= r[rows]
+        counts += inside.sum(0)
+        hits.append(inside.any(1))
+    return counts.cpu(), torch.cat(hits).cpu()
+
+
+def precision_recall(real, fake, k: int = 3, real_radii: torch.Tensor | None = None,
+                     device: str | torch.device = "cpu") -> tuple[float, float]:
+    """Kynkaanniemi et al. 2019 with torch-fidelity 0.4's conventions (closed balls, ``<=``):
+
+        precision = 1/M sum_j 1[ exists i: ||Y_j - X_i|| <= r_i(X) ]   (generated inside the real manifold)
+        recall    = 1/N sum_i 1[ exists j: ||X_i - Y_j|| <= r_j(Y) ]   (real inside the generated manifold)
+
+    with X the N real and Y the M generated features and r(.) the k-NN radii within each set.
+    ``real_radii``: r(X) for this k, when already known (the reference cache)."""
+    if real_radii is None:
+        real_radii = knn_radii(real, k, device)
+    fake_radii = knn_radii(fake, k, device)
+    inside_real, _ = ball_members(real, real_radii, fake, strict=False, device=device)
+    inside_fake, _ = ball_members(fake, fake_radii, real, strict=False, device=device)
+    return (inside_real > 0).double().mean().item(), (inside_fake > 0).double().mean().item()
+
+
+def density_coverage(real, fake, k: int = 5, real_radii: torch.Tensor | None = None,
+                     device: str | torch.device = "cpu") -> tuple[float, float]:
+    """Naeem et al. 2020 with the authors' ``prdc`` conventions (open balls, ``<``):
+
+        density  = 1 / (k M) * sum_j sum_i 1[ ||Y_j - X_i|| < r_i ]
+        coverage = 1 / N     * sum_i 1[ exists j: ||Y_j - X_i|| < r_i ]
+
+    with r_i the k-NN radius of real X_i among the real features. Only real balls are needed, so
+    with cached ``real_radii`` the generated side costs one KD-tree (or one blocked pass)."""
+    if real_radii is None:
+        real_radii = knn_radii(real, k, device)
+    counts, hit = ball_members(real, real_radii, fake, strict=True, device=device)
+    return counts.sum().item() / (k * len(fake)), hit.double().mean().item()
