@@ -36,6 +36,7 @@ from scipy.spatial import cKDTree
 
 KD_MAX_DIM = 16   # KD-trees beat brute force only in low dimension
 _BLOCK = 1024     # rows per block on the torch path
+_SPARE = 8       # extra nearest neighbours fetched per row on the torch path (for near-ties)
 _SLACK = 1e-9     # relative radius slack for the KD-tree's range queries (exact filtering follows)
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -66,13 +67,13 @@ def _pair_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _sq_direct(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Row-wise squared distances by the difference formula (exact 0 for duplicates)."""
-    return ((a - b) ** 2).sum(1)
+    """Squared distances along the last axis by the difference formula (exact 0 for duplicates)."""
+    return ((a - b) ** 2).sum(-1)
 
 
 def _mm_sq(a: torch.Tensor, a2: torch.Tensor, b: torch.Tensor, b2: torch.Tensor) -> torch.Tensor:
     """|a_i|^2 + |b_j|^2 - 2 a_i.b_j for all pairs [len(a), len(b)], clamped at 0."""
-    return (a2[:, None] + b2[None, :] - 2.0 * (a @ b.T)).clamp_min_(0.0)
+    return torch.addmm(a2[:, None] + b2[None, :], a, b.T, alpha=-2.0).clamp_min_(0.0)
 
 
 def _mm_tol(a2: torch.Tensor, b2_max: float, dim: int) -> torch.Tensor:
@@ -96,13 +97,21 @@ def knn_radii(x, k: int, device: str | torch.device = "cpu") -> torch.Tensor:
     for start in range(0, n, _BLOCK):
         a, a2 = xt[start:start + _BLOCK], x2[start:start + _BLOCK]
         d2 = _mm_sq(a, a2, xt, x2)
-        kth = d2.topk(k + 1, dim=1, largest=False).values[:, k]
-        # every j that may truly be among the k + 1 nearest: recompute exactly, take the (k + 1)-th
-        cand = d2 <= (kth + 2 * _mm_tol(a2, b2_max, dim))[:, None]
-        rows, cols = cand.nonzero(as_tuple=True)
-        exact = torch.full_like(d2, float("inf"))
-        exact[rows, cols] = _sq_direct(a[rows], xt[cols])
-        out.append(exact.kthvalue(k + 1, dim=1).values.sqrt())
+        # every j that may truly be among the k + 1 nearest has d2 <= kth + 2 tol: recompute those
+        # exactly and take the (k + 1)-th. Usually they are among the k + 1 + _SPARE smallest; rows
+        # with more (duplicates, near-ties) take the whole row.
+        spare = min(k + 1 + _SPARE, n)
+        vals, idx = d2.topk(spare, dim=1, largest=False)  # sorted ascending
+        bound = vals[:, k] + 2 * _mm_tol(a2, b2_max, dim)
+        exact = _sq_direct(a[:, None, :], xt[idx])  # [b, spare]
+        exact[vals > bound[:, None]] = float("inf")
+        r2 = exact.kthvalue(k + 1, dim=1).values
+        full = (vals[:, -1] <= bound).nonzero(as_tuple=True)[0] if spare < n else vals.new_zeros(0, dtype=torch.long)
+        for i in full.tolist():  # rare: too many candidates for the spare columns
+            row = d2[i]
+            cols = (row <= bound[i]).nonzero(as_tuple=True)[0]
+            r2[i] = _sq_direct(a[i][None], xt[cols]).kthvalue(k + 1).values
+        out.append(r2.sqrt())
     return torch.cat(out).cpu()
 
 
@@ -133,11 +142,10 @@ def ball_members(centres, radii: torch.Tensor, points, *, strict: bool,
     hits = []
     for start in range(0, n, _BLOCK):
         a, a2, r = ct[start:start + _BLOCK], c2[start:start + _BLOCK], rt[start:start + _BLOCK]
-        d2 = _mm_sq(a, a2, pt, p2)
-        r2 = (r * r)[:, None]
-        inside = d2 < r2 if strict else d2 <= r2
+        margin = _mm_sq(a, a2, pt, p2).sub_((r * r)[:, None])  # d2 - r2
+        inside = margin < 0 if strict else margin <= 0
         # pairs within rounding of a sphere: decide on the exact distance (as the KD path does)
-        near = (d2 - r2).abs() <= (_mm_tol(a2, p2_max, dim) + 4 * _EPS * r * r)[:, None]
+        near = margin.abs_() <= (_mm_tol(a2, p2_max, dim) + 4 * _EPS * r * r)[:, None]
         rows, cols = near.nonzero(as_tuple=True)
         if len(rows):
             d = _sq_direct(a[rows], pt[cols]).sqrt()
