@@ -65,8 +65,11 @@ def main() -> None:
         for cid, hp in enumerate(sample_configs(study, cell, args.configs)):
             spec = make_trial(study, cell, "search", cid, 0, hp, args.steps)
             jobs.append({"loss": loss, "config_id": cid, "config": spec.config})
+    rows = []
     with mp.get_context("spawn").Pool(args.workers) as pool:
-        rows = [r for rs in pool.map(run_config, jobs) for r in rs]
+        for rs in pool.imap_unordered(run_config, jobs):  # each config's rows as it finishes (partial runs are usable)
+            rows += rs
+            print("config done:", json.dumps(rs), flush=True)
 
     print(f"dataset {args.dataset}, {args.configs} configs per loss ({args.space}), primary metric at "
           f"{args.samples} samples, batch {jobs[0]['config']['batch_size']}; best config per checkpoint (lowest primary):")
