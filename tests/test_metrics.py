@@ -471,16 +471,26 @@ def test_kid_equals_torch_fidelity(dim, n1, n2, size, subsets):
     assert routes == {"moments" if dim <= 3 else "gram"}
 
 
-def test_kid_both_routes_agree(monkeypatch):
+def test_kid_routes_agree_with_each_other_and_torch_fidelity():
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
     from bench.metrics import kid as K
 
     g = torch.Generator().manual_seed(9)
-    x, y = torch.randn(150, 4, generator=g, dtype=torch.float64), torch.randn(170, 4, generator=g, dtype=torch.float64)
+    x, y = torch.randn(150, 4, generator=g, dtype=torch.float64) + 0.2, torch.randn(170, 4, generator=g, dtype=torch.float64)
     i1, i2 = (torch.from_numpy(a) for a in K.subset_indices(150, 170, 50, 6, 1))
-    moments = K._sums_moments(x, y, i1, i2, 3, 0.25, 1.0)
-    gram = K._sums_gram(x, y, i1, i2, 3, 0.25, 1.0)
-    for a, b in zip(moments, gram):
-        assert torch.allclose(a, b, rtol=1e-12, atol=0)
+    sums = [K._ROUTES[r](x, y, i1, i2, 3, 0.25, 1.0) for r in ("moments", "gram", "subsets")]
+    for other in sums[1:]:
+        for a, b in zip(sums[0], other):
+            assert torch.allclose(a, b, rtol=1e-12, atol=0)
+    theirs = kid_features_to_metric(x, y, kid_subset_size=50, kid_subsets=6, rng_seed=1, verbose=False)
+    for route in K._ROUTES:
+        mean, std, _ = K.kid(x, y, subset_size=50, subsets=6, seed=1, route=route)
+        assert mean == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-9)
+        assert std == pytest.approx(theirs["kernel_inception_distance_std"], rel=1e-9)
+    # many samples in high dimension (stacked-digits: 26,000 x 192): the subsets' own blocks are cheapest
+    costs = K.route_costs(26_000, 26_000, 192, 1000, 100)
+    assert min(costs, key=costs.get) == "subsets"
 
 
 def test_reference_cache_holds_both_knn_radii(tmp_path, monkeypatch):
@@ -510,3 +520,5 @@ def test_2d_defaults_leave_kid_opt_in():
     out = score_samples(x, "ring8")
     assert "kid" not in out and "kid" not in out["provenance"]["metrics"]
     assert "kid" in score_samples(x, "ring8", metrics=["kid"])
+    both = score_samples(x, "ring8", metrics=["default", "kid"])  # bench score --metrics default,kid
+    assert "kid" in both and "precision" in both and both["provenance"]["kid_sums"] == "moments"
