@@ -434,6 +434,21 @@ def test_knn_collapsed_generator_duplicates(knn_path):
         assert _ours_prdc(real, fake) == pytest.approx(_brute_prdc(real, fake), abs=1e-12)
 
 
+def test_knn_torch_path_is_exact_where_its_float32_pass_is_not(monkeypatch):
+    """Far from the origin the coarse float32 matmul distance is off by far more than the distances
+    themselves (|x|^2 ~ 2e7, distances^2 ~ 0.01 to 1): every decision must come from the float64
+    recomputation, ties and duplicates included."""
+    from bench.metrics import knn
+
+    monkeypatch.setattr(knn, "KD_MAX_DIM", 0)
+    monkeypatch.setattr(knn, "_BLOCK", 37)
+    real, fake = (_lattice(n, 20, 3, seed).double() * 0.1 + 1000.0 for n, seed in ((80, 7), (70, 8)))
+    assert _ours_prdc(real, fake) == pytest.approx(_brute_prdc(real, fake), abs=1e-12)
+    g = torch.Generator().manual_seed(8)
+    real, fake = (torch.randn(n, 20, generator=g, dtype=torch.float64) * 0.3 + 1000.0 for n in (90, 60))
+    assert _ours_prdc(real, fake) == pytest.approx(_brute_prdc(real, fake), abs=1e-12)
+
+
 def test_density_coverage_with_cached_radii_on_both_paths(monkeypatch):
     from bench.metrics import knn
 

@@ -21,10 +21,12 @@ Exact, without the n x m distance matrix where the dimension allows:
   ``sqrt(sum((a - b)^2))`` in float64, the same formula for radii and for pairs, so equal distances
   compare equal.
 - higher d (digits-cnn 64-d, Inception 2,048-d): blocks of rows against the whole other set on the
-  device, squared distances by matmul (``|a|^2 + |b|^2 - 2 a.b``) in float64, ``topk`` for the radii.
-  A matmul distance is off by up to about (d + 3) eps (|a|^2 + |b|^2); every pair that close to a
-  decision (the (k + 1)-th neighbour, a ball's sphere) is recomputed by the difference formula, so
-  duplicates are at distance exactly 0 and ties are decided by the convention, not by rounding.
+  device, squared distances by matmul (``|a|^2 + |b|^2 - 2 a.b``) in float32 (float64 where float32
+  matmuls may run at lower precision, TF32 or bf16), ``topk`` for the radii. Such a distance is off
+  by at most (d + 2) eps (|a|^2 + |b|^2) (plus the rounding of float64 inputs to float32); every pair
+  within 4x that bound of a decision (the (k + 1)-th neighbour, a ball's sphere) is recomputed in
+  float64 by the difference formula, so the answer is that of float64 throughout: duplicates are at
+  distance exactly 0 and ties are decided by the convention, not by rounding.
 
 Radii are float64 distances. Inputs are float tensors or arrays [n, d]; results are on the CPU.
 """
@@ -38,7 +40,6 @@ KD_MAX_DIM = 16   # KD-trees beat brute force only in low dimension
 _BLOCK = 1024     # rows per block on the torch path
 _SPARE = 8       # extra nearest neighbours fetched per row on the torch path (for near-ties)
 _SLACK = 1e-9     # relative radius slack for the KD-tree's range queries (exact filtering follows)
-_EPS = float(np.finfo(np.float64).eps)
 
 
 def _as_numpy(x) -> np.ndarray:
@@ -76,9 +77,35 @@ def _mm_sq(a: torch.Tensor, a2: torch.Tensor, b: torch.Tensor, b2: torch.Tensor)
     return torch.addmm(a2[:, None] + b2[None, :], a, b.T, alpha=-2.0).clamp_min_(0.0)
 
 
-def _mm_tol(a2: torch.Tensor, b2_max: float, dim: int) -> torch.Tensor:
-    """Bound on the matmul formula's error per row of a block (4x the textbook worst case)."""
-    return 4.0 * (dim + 3) * _EPS * (a2 + b2_max)
+def _coarse_dtype() -> torch.dtype:
+    """float32 for the coarse matmul pass, unless float32 matmuls may be rounded lower (TF32, bf16)."""
+    lower = torch.get_float32_matmul_precision() != "highest" or torch.backends.cuda.matmul.allow_tf32
+    return torch.float64 if lower else torch.float32
+
+
+def _mm_tol(a2: torch.Tensor, b2_max: float, dim: int, eps: float) -> torch.Tensor:
+    """Bound on the coarse squared distance's error per row of a block: 4x the worst case of the
+    matmul formula, (d + 2) eps (|a|^2 + |b|^2), plus float64 -> float32 rounding of the inputs."""
+    return 4.0 * (dim + 5) * eps * (a2 + b2_max)
+
+
+class _Coarse:
+    """A point set in float64 (exact decisions) and in the coarse dtype (the matmul pass)."""
+
+    def __init__(self, x, device):
+        self.x = _as_torch(x, device)
+        self.sq = (self.x * self.x).sum(1)  # float64 |x|^2, for the error bounds
+        dtype = _coarse_dtype()
+        self.eps = float(torch.finfo(dtype).eps)
+        self.c = self.x.to(dtype)
+        self.csq = (self.c * self.c).sum(1)
+
+    def d2(self, rows: slice, other: "_Coarse") -> torch.Tensor:
+        """Coarse squared distances of self.x[rows] to all of other [b, len(other)], clamped at 0."""
+        return _mm_sq(self.c[rows], self.csq[rows], other.c, other.csq)
+
+    def tol(self, rows: slice, other: "_Coarse") -> torch.Tensor:
+        return _mm_tol(self.sq[rows], float(other.sq.max()), self.x.shape[1], self.eps)
 
 
 def knn_radii(x, k: int, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -90,26 +117,25 @@ def knn_radii(x, k: int, device: str | torch.device = "cpu") -> torch.Tensor:
         xn = _as_numpy(x)
         _, idx = cKDTree(xn).query(xn, k=k + 1)  # includes x_i itself (or a duplicate) at distance 0
         return torch.from_numpy(_pair_dist(xn, xn[idx[:, k]]))
-    xt = _as_torch(x, device)
-    x2 = (xt * xt).sum(1)
-    b2_max = float(x2.max())
+    pts = _Coarse(x, device)
+    xt = pts.x
     out = []
     for start in range(0, n, _BLOCK):
-        a, a2 = xt[start:start + _BLOCK], x2[start:start + _BLOCK]
-        d2 = _mm_sq(a, a2, xt, x2)
+        rows = slice(start, start + _BLOCK)
+        a, d2 = xt[rows], pts.d2(rows, pts)
         # every j that may truly be among the k + 1 nearest has d2 <= kth + 2 tol: recompute those
         # exactly and take the (k + 1)-th. Usually they are among the k + 1 + _SPARE smallest; rows
         # with more (duplicates, near-ties) take the whole row.
         spare = min(k + 1 + _SPARE, n)
         vals, idx = d2.topk(spare, dim=1, largest=False)  # sorted ascending
-        bound = vals[:, k] + 2 * _mm_tol(a2, b2_max, dim)
+        vals = vals.double()
+        bound = vals[:, k] + 2 * pts.tol(rows, pts)
         exact = _sq_direct(a[:, None, :], xt[idx])  # [b, spare]
         exact[vals > bound[:, None]] = float("inf")
         r2 = exact.kthvalue(k + 1, dim=1).values
         full = (vals[:, -1] <= bound).nonzero(as_tuple=True)[0] if spare < n else vals.new_zeros(0, dtype=torch.long)
         for i in full.tolist():  # rare: too many candidates for the spare columns
-            row = d2[i]
-            cols = (row <= bound[i]).nonzero(as_tuple=True)[0]
+            cols = (d2[i].double() <= bound[i]).nonzero(as_tuple=True)[0]
             r2[i] = _sq_direct(a[i][None], xt[cols]).kthvalue(k + 1).values
         out.append(r2.sqrt())
     return torch.cat(out).cpu()
@@ -135,22 +161,23 @@ def ball_members(centres, radii: torch.Tensor, points, *, strict: bool,
         hit = np.zeros(n, dtype=bool)
         hit[rows[inside]] = True
         return torch.from_numpy(counts.astype(np.int64)), torch.from_numpy(hit)
-    ct, pt, rt = _as_torch(centres, device), _as_torch(points, device), _as_torch(radii, device)
-    c2, p2 = (ct * ct).sum(1), (pt * pt).sum(1)
-    p2_max = float(p2.max())
-    counts = torch.zeros(m, dtype=torch.int64, device=ct.device)
+    cs, ps = _Coarse(centres, device), _Coarse(points, device)
+    rt = _as_torch(radii, device)
+    counts = torch.zeros(m, dtype=torch.int64, device=rt.device)
     hits = []
     for start in range(0, n, _BLOCK):
-        a, a2, r = ct[start:start + _BLOCK], c2[start:start + _BLOCK], rt[start:start + _BLOCK]
-        margin = _mm_sq(a, a2, pt, p2).sub_((r * r)[:, None])  # d2 - r2
+        block = slice(start, start + _BLOCK)
+        a, r = cs.x[block], rt[block]
+        r2 = r * r
+        margin = cs.d2(block, ps).sub_(r2.to(cs.c.dtype)[:, None])  # d2 - r2, coarse
         inside = margin < 0 if strict else margin <= 0
         # pairs within rounding of a sphere: decide on the exact distance (as the KD path does)
-        near = margin.abs_() <= (_mm_tol(a2, p2_max, dim) + 4 * _EPS * r * r)[:, None]
+        near = margin.abs_() <= (cs.tol(block, ps) + 4 * cs.eps * r2).to(margin.dtype)[:, None]
         rows, cols = near.nonzero(as_tuple=True)
         if len(rows):
-            d = _sq_direct(a[rows], pt[cols]).sqrt()
+            d = _sq_direct(a[rows], ps.x[cols]).sqrt()
             inside[rows, cols] = d < r[rows] if strict else d <= r[rows]
-        counts += inside.sum(0)
+        counts += torch.count_nonzero(inside, dim=0)
         hits.append(inside.any(1))
     return counts.cpu(), torch.cat(hits).cpu()
 
