@@ -59,7 +59,8 @@ def use_kd_tree(dim: int) -> bool:
 
 def method(dim: int) -> str:
     """How k-NN balls are found at this dimension (for provenance)."""
-    return "exact, scipy cKDTree" if use_kd_tree(dim) else "exact, blocked torch matmul + topk (float64)"
+    return "exact, scipy cKDTree" if use_kd_tree(dim) else \
+        f"exact, blocked torch matmul + topk ({_coarse_dtype()} pass, float64 near decisions)".replace("torch.", "")
 
 
 def _pair_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
