@@ -434,6 +434,23 @@ def test_knn_collapsed_generator_duplicates(knn_path):
         assert _ours_prdc(real, fake) == pytest.approx(_brute_prdc(real, fake), abs=1e-12)
 
 
+def test_knn_scattered_generator(knn_path, monkeypatch):
+    """A diverged but finite generator, spread far wider than the data: its k-NN balls are wide and
+    hold many real samples each (the KD path checks such balls densely; _HEAVY lowered so that light
+    and heavy balls mix)."""
+    from bench.metrics import knn
+
+    monkeypatch.setattr(knn, "_HEAVY", 20)
+    monkeypatch.setattr(knn, "_DENSE", 1000)
+    g = torch.Generator().manual_seed(10)
+    real = torch.randn(300, 2, generator=g, dtype=torch.float64)
+    fake = torch.randn(200, 2, generator=g, dtype=torch.float64) * 4
+    ours = _ours_prdc(real, fake)
+    assert ours == pytest.approx(_brute_prdc(real, fake), abs=1e-12)
+    held = (torch.cdist(fake, real) <= knn.knn_radii(fake, 3)[:, None]).sum(1)
+    assert (held > 20).sum() >= 5 and (held <= 20).sum() >= 50  # heavy and light balls both occur
+
+
 def test_knn_torch_path_is_exact_where_its_float32_pass_is_not(monkeypatch):
     """Far from the origin the coarse float32 matmul distance is off by far more than the distances
     themselves (|x|^2 ~ 2e7, distances^2 ~ 0.01 to 1): every decision must come from the float64

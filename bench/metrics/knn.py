@@ -40,6 +40,8 @@ KD_MAX_DIM = 16   # KD-trees beat brute force only in low dimension
 _BLOCK = 1024     # rows per block on the torch path
 _SPARE = 8       # extra nearest neighbours fetched per row on the torch path (for near-ties)
 _SLACK = 1e-9     # relative radius slack for the KD-tree's range queries (exact filtering follows)
+_HEAVY = 256      # a ball holding more points than this is checked densely (KD path)
+_DENSE = 1 << 22  # pairs per dense block (KD path's heavy balls)
 
 
 def _as_numpy(x) -> np.ndarray:
@@ -64,8 +66,9 @@ def method(dim: int) -> str:
 
 
 def _pair_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise ||a_r - b_r|| in float64, the one formula every decision uses on the KD path."""
-    return np.sqrt(((a - b) ** 2).sum(1))
+    """||a - b|| along the last axis (broadcasting) in float64, the one formula every decision on the
+    KD path uses."""
+    return np.sqrt(((a - b) ** 2).sum(-1))
 
 
 def _sq_direct(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -149,19 +152,7 @@ def ball_members(centres, radii: torch.Tensor, points, *, strict: bool,
     n, dim = centres.shape
     m = len(points)
     if use_kd_tree(dim):
-        c, p, r = _as_numpy(centres), _as_numpy(points), _as_numpy(radii)
-        lists = cKDTree(p).query_ball_point(c, r * (1 + _SLACK), return_sorted=False)
-        lens = np.fromiter(map(len, lists), dtype=np.int64, count=n)
-        if lens.sum() == 0:
-            return torch.zeros(m, dtype=torch.int64), torch.zeros(n, dtype=torch.bool)
-        cols = np.concatenate([np.asarray(v, dtype=np.int64) for v in lists if len(v)])
-        rows = np.repeat(np.arange(n), lens)
-        d = _pair_dist(c[rows], p[cols])
-        inside = d < r[rows] if strict else d <= r[rows]
-        counts = np.bincount(cols[inside], minlength=m)
-        hit = np.zeros(n, dtype=bool)
-        hit[rows[inside]] = True
-        return torch.from_numpy(counts.astype(np.int64)), torch.from_numpy(hit)
+        return _ball_members_kd(_as_numpy(centres), _as_numpy(radii), _as_numpy(points), strict)
     cs, ps = _Coarse(centres, device), _Coarse(points, device)
     rt = _as_torch(radii, device)
     counts = torch.zeros(m, dtype=torch.int64, device=rt.device)
@@ -181,6 +172,37 @@ def ball_members(centres, radii: torch.Tensor, points, *, strict: bool,
         counts += torch.count_nonzero(inside, dim=0)
         hits.append(inside.any(1))
     return counts.cpu(), torch.cat(hits).cpu()
+
+
+def _ball_members_kd(c: np.ndarray, r: np.ndarray, p: np.ndarray, strict: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ball_members`` by KD-tree range queries. Balls holding more than ``_HEAVY`` points (a
+    generator scattered far wider than the data has balls holding every real sample) are checked
+    against all points in dense blocks instead, so memory stays O(n _HEAVY + _DENSE)."""
+    n, m = len(c), len(p)
+    tree = cKDTree(p)
+    reach = r * (1 + _SLACK)
+    lens = tree.query_ball_point(c, reach, return_length=True)
+    heavy = lens > _HEAVY
+    counts = np.zeros(m, dtype=np.int64)
+    hit = np.zeros(n, dtype=bool)
+    light = np.flatnonzero(~heavy)
+    if lens[light].sum():
+        lists = tree.query_ball_point(c[light], reach[light], return_sorted=False)
+        cols = np.concatenate([np.asarray(v, dtype=np.int64) for v in lists if len(v)])
+        rows = np.repeat(light, lens[light])
+        d = _pair_dist(c[rows], p[cols])
+        inside = d < r[rows] if strict else d <= r[rows]
+        counts += np.bincount(cols[inside], minlength=m)
+        hit[rows[inside]] = True
+    big = np.flatnonzero(heavy)
+    step = max(1, _DENSE // max(m, 1))
+    for start in range(0, len(big), step):
+        rows = big[start:start + step]
+        d = _pair_dist(c[rows, None, :], p[None, :, :])  # [rows, m]
+        inside = d < r[rows, None] if strict else d <= r[rows, None]
+        counts += inside.sum(0)
+        hit[rows] = inside.any(1)
+    return torch.from_numpy(counts), torch.from_numpy(hit)
 
 
 def precision_recall(real, fake, k: int = 3, real_radii: torch.Tensor | None = None,
