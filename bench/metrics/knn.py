@@ -17,7 +17,9 @@ Exact, without the n x m distance matrix where the dimension allows:
 - d <= ``KD_MAX_DIM``: SciPy's KD-tree (``scipy.spatial.cKDTree``) finds each sample's k + 1 nearest
   neighbours and, for each ball, the points within its radius (plus 1e-9 relative slack, so that the
   tree's own rounding cannot drop a point on the sphere); O((n + m) log n) for data without heavy
-  duplication. Every distance that decides anything is then recomputed as
+  duplication. A ball holding more than ``_HEAVY`` points (a generator scattered wider than the
+  data) is checked against all points in dense blocks instead, so memory stays bounded. Every
+  distance that decides anything is then recomputed as
   ``sqrt(sum((a - b)^2))`` in float64, the same formula for radii and for pairs, so equal distances
   compare equal.
 - higher d (digits-cnn 64-d, Inception 2,048-d): blocks of rows against the whole other set on the
@@ -38,7 +40,7 @@ from scipy.spatial import cKDTree
 
 KD_MAX_DIM = 16   # KD-trees beat brute force only in low dimension
 _BLOCK = 1024     # rows per block on the torch path
-_SPARE = 8       # extra nearest neighbours fetched per row on the torch path (for near-ties)
+_SPARE = 8        # extra nearest neighbours fetched per row on the torch path (for near-ties)
 _SLACK = 1e-9     # relative radius slack for the KD-tree's range queries (exact filtering follows)
 _HEAVY = 256      # a ball holding more points than this is checked densely (KD path)
 _DENSE = 1 << 22  # pairs per dense block (KD path's heavy balls)
