@@ -520,6 +520,15 @@ def test_kid_routes_agree_with_each_other_and_torch_fidelity():
         mean, std, _ = K.kid(x, y, subset_size=50, subsets=6, seed=1, route=route)
         assert mean == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-9)
         assert std == pytest.approx(theirs["kernel_inception_distance_std"], rel=1e-9)
+    # the real side's subset sums, kept for the next call with the same counts: the same numbers
+    for route in K._ROUTES:
+        cache: dict = {}
+        first = K.kid(x, y, subset_size=50, subsets=6, seed=1, route=route, real_cache=cache)
+        assert len(cache) == 1
+        other = x.flip(0) * 1.1  # another checkpoint, same counts
+        assert K.kid(other, y, subset_size=50, subsets=6, seed=1, route=route, real_cache=cache) == \
+            K.kid(other, y, subset_size=50, subsets=6, seed=1, route=route)
+        assert K.kid(x, y, subset_size=50, subsets=6, seed=1, route=route, real_cache=cache) == first
     # many samples in high dimension (stacked-digits: 26,000 x 192): the subsets' own blocks are cheapest
     costs = K.route_costs(26_000, 26_000, 192, 1000, 100)
     assert min(costs, key=costs.get) == "subsets"

@@ -36,7 +36,7 @@ def fid(gen, ref, ctx) -> dict[str, float]:
 def kid(gen, ref, ctx) -> dict[str, float]:
     size = min(ctx.params["kid_subset_size"], len(gen.features), len(ref.features))
     mean, std, route = _kid.kid(gen.features, ref.features, subset_size=size, subsets=ctx.params["kid_subsets"],
-                                seed=ctx.params["rng_seed"], device=ctx.extractor.device)
+                                seed=ctx.params["rng_seed"], device=ctx.extractor.device, real_cache=ref.memo)
     ctx.provenance.update(kid_subset_size=size, kid_subsets=ctx.params["kid_subsets"], kid_sums=route)
     return {"kid": mean, "kid_std": std}
 

@@ -54,8 +54,8 @@ def _tensor_powers(x: torch.Tensor, degree: int) -> list[torch.Tensor]:
     return out
 
 
-def _sums_moments(x, y, i1, i2, degree, gamma, coef0):
-    """Subset sums of k over (I, I), (J, J), (I, J) from summed tensor powers."""
+def _sums_moments(x, y, i1, i2, degree, gamma, coef0, need_yy=True):
+    """Subset sums of k over (I, I), (J, J), (I, J) from summed tensor powers (yy None unless needed)."""
     px, py = _tensor_powers(x, degree), _tensor_powers(y, degree)
     xx = torch.zeros(len(i1), dtype=x.dtype, device=x.device)
     yy, xy = torch.zeros_like(xx), torch.zeros_like(xx)
@@ -65,7 +65,7 @@ def _sums_moments(x, y, i1, i2, degree, gamma, coef0):
         xx += w * (mx * mx).sum(1)
         yy += w * (my * my).sum(1)
         xy += w * (mx * my).sum(1)
-    return xx, yy, xy
+    return xx, yy if need_yy else None, xy
 
 
 def _indicator(idx: torch.Tensor, n: int) -> torch.Tensor:
@@ -83,20 +83,22 @@ def _block_sum(a, b, sel_a, sel_b, degree, gamma, coef0):
     return out
 
 
-def _sums_gram(x, y, i1, i2, degree, gamma, coef0):
+def _sums_gram(x, y, i1, i2, degree, gamma, coef0, need_yy=True):
     s1, s2 = _indicator(i1, len(x)), _indicator(i2, len(y))
-    return (_block_sum(x, x, s1, s1, degree, gamma, coef0), _block_sum(y, y, s2, s2, degree, gamma, coef0),
-            _block_sum(x, y, s1, s2, degree, gamma, coef0))
+    yy = _block_sum(y, y, s2, s2, degree, gamma, coef0) if need_yy else None
+    return _block_sum(x, x, s1, s1, degree, gamma, coef0), yy, _block_sum(x, y, s1, s2, degree, gamma, coef0)
 
 
-def _sums_subsets(x, y, i1, i2, degree, gamma, coef0):
+def _sums_subsets(x, y, i1, i2, degree, gamma, coef0, need_yy=True):
     out = ([], [], [])
     chunk = max(1, _BLOCK * _BLOCK // (i1.shape[1] ** 2))  # subsets per batch: ~4M kernel entries
     for start in range(0, len(i1), chunk):
         a, b = x[i1[start:start + chunk]], y[i2[start:start + chunk]]  # [c, m, d]
-        for acc, (u, v) in zip(out, ((a, a), (b, b), (a, b))):
-            acc.append(((u @ v.transpose(1, 2)) * gamma + coef0).pow_(degree).sum((1, 2)))
-    return tuple(torch.cat(acc) for acc in out)
+        for acc, pair in zip(out, ((a, a), (b, b) if need_yy else None, (a, b))):
+            if pair is not None:
+                u, v = pair
+                acc.append(((u @ v.transpose(1, 2)) * gamma + coef0).pow_(degree).sum((1, 2)))
+    return tuple(torch.cat(acc) if acc else None for acc in out)
 
 
 _ROUTES = {"moments": _sums_moments, "gram": _sums_gram, "subsets": _sums_subsets}
@@ -111,9 +113,12 @@ def route_costs(n1: int, n2: int, d: int, size: int, subsets: int, degree: int =
 
 def kid(gen: torch.Tensor, real: torch.Tensor, *, subset_size: int = 1000, subsets: int = 100, seed: int = 2020,
         degree: int = 3, gamma: float | None = None, coef0: float = 1.0,
-        device: str | torch.device = "cpu", route: str | None = None) -> tuple[float, float, str]:
+        device: str | torch.device = "cpu", route: str | None = None,
+        real_cache: dict | None = None) -> tuple[float, float, str]:
     """(KID mean, KID std, route) for generated ``gen`` [n1, d] and real ``real`` [n2, d] features;
-    ``route`` None picks the cheapest (``route_costs``)."""
+    ``route`` None picks the cheapest (``route_costs``). ``real_cache``: a dict kept with these real
+    features (the reference's), where the real side's subset sums are kept for later calls with the
+    same counts and settings: a second checkpoint computes only the generated and cross terms."""
     n1, d = gen.shape
     n2 = len(real)
     gamma = 1.0 / d if gamma is None else gamma
@@ -123,10 +128,16 @@ def kid(gen: torch.Tensor, real: torch.Tensor, *, subset_size: int = 1000, subse
     if route is None:
         costs = route_costs(n1, n2, d, subset_size, subsets, degree)
         route = min(costs, key=costs.get)
-    xx, yy, xy = _ROUTES[route](x, y, t1, t2, degree, gamma, coef0)
-    diag_x = ((x * x).sum(1) * gamma + coef0) ** degree  # k(x_i, x_i)
-    diag_y = ((y * y).sum(1) * gamma + coef0) ** degree
+    key = ("kid", n1, n2, subset_size, subsets, seed, degree, gamma, coef0, route)
+    real_term = None if real_cache is None else real_cache.get(key)  # sum_{j != j' in J_s} k(y_j, y_j')
+    xx, yy, xy = _ROUTES[route](x, y, t1, t2, degree, gamma, coef0, need_yy=real_term is None)
+    if real_term is None:
+        diag_y = ((y * y).sum(1) * gamma + coef0) ** degree  # k(y_j, y_j)
+        real_term = (yy - diag_y[t2].sum(1)).cpu()
+        if real_cache is not None:
+            real_cache[key] = real_term
+    diag_x = ((x * x).sum(1) * gamma + coef0) ** degree
     m = subset_size
-    mmd = ((xx - diag_x[t1].sum(1)) + (yy - diag_y[t2].sum(1))) / (m * (m - 1)) - 2 * xy / (m * m)
+    mmd = ((xx - diag_x[t1].sum(1)) + real_term.to(x.device)) / (m * (m - 1)) - 2 * xy / (m * m)
     mmd = mmd.cpu().numpy()
     return float(np.mean(mmd)), float(np.std(mmd)), route

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,7 @@ class Reference:
     key: dict
     path: Path | None = None
     prc_radii: torch.Tensor | None = None  # k-NN radii for precision, k = key["prc_k"] (float64 [n_real])
+    memo: dict = field(default_factory=dict, repr=False, compare=False)  # real-side terms kept in memory (KID)
 
 
 def reference_key(ds, real: torch.Tensor, extractor: Extractor, dc_k: int, prc_k: int = DEFAULTS["prc_k"]) -> dict:
