@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "trained elsewhere is scored the same way and added as source=external, loss=LABEL.",
     )
     p.add_argument("study_dir", nargs="?", metavar="DIR", help="the study directory (<storage>/<name>)")
-    p.add_argument("--metrics", help="comma-separated families: fid,kid,prc,dc,is,modes or default (default: each "
+    p.add_argument("--metrics", help=f"comma-separated families: {','.join(registry.metric_names())} or default (default: each "
                    "dataset's)")
     p.add_argument("--feature-extractor", help=f"{', '.join(registry.extractor_names())} (default: the dataset's)")
     p.add_argument("--fe-weights", metavar="PATH", help="feature-extractor weights (Inception: "

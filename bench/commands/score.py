@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--generator", metavar="FILE.pt2", help="a torch.export program (torch.export.save) instead")
     p.add_argument("--z-dim", type=int, help="latent dimension of --generator (z ~ N(0, I))")
     p.add_argument("--dataset", help="dataset to compare with (default: the run's; required with --generator)")
-    p.add_argument("--metrics", help="comma-separated: w1,fid,kid,prc,dc,is,modes or 'default' (default: the dataset's)")
+    p.add_argument("--metrics", help=f"comma-separated: {','.join(registry.metric_names())} or 'default' (default: the dataset's)")
     p.add_argument("--feature-extractor", help=f"{', '.join(registry.extractor_names())} (default: identity for "
                    "2-D data, digits-cnn for digits, digits-cnn-channels for stacked-digits, inception-v3-compat otherwise)")
     p.add_argument("--fe-weights", metavar="PATH", help="feature-extractor weights (Inception: "

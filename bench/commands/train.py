@@ -72,7 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cuda-graphs", action="store_true",
                    help="capture the whole training step once as a CUDA graph and replay it: one launch per step "
                    "instead of hundreds (CUDA only; not part of the run's identity)")
-    p.add_argument("--metrics", help="score every checkpoint into scores.jsonl: comma-separated fid,kid,prc,dc,is,modes "
+    p.add_argument("--metrics", help=f"score every checkpoint into scores.jsonl: comma-separated {','.join(registry.metric_names())} "
                    "or 'default' (the dataset's); default: no scoring")
     p.add_argument("--eval-samples", type=int, help="samples per score (default: the metrics' default, e.g. 10,000)")
     p.add_argument("--feature-extractor", help=f"{', '.join(registry.extractor_names())} (default: the dataset's)")
