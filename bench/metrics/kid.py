@@ -118,11 +118,18 @@ def kid(gen: torch.Tensor, real: torch.Tensor, *, subset_size: int = 1000, subse
     """(KID mean, KID std, route) for generated ``gen`` [n1, d] and real ``real`` [n2, d] features;
     ``route`` None picks the cheapest (``route_costs``). ``real_cache``: a dict kept with these real
     features (the reference's), where the real side's subset sums are kept for later calls with the
-    same counts and settings: a second checkpoint computes only the generated and cross terms."""
+    same counts and settings (and the subset indices): a second checkpoint computes only the generated
+    and cross terms."""
     n1, d = gen.shape
     n2 = len(real)
     gamma = 1.0 / d if gamma is None else gamma
-    i1, i2 = subset_indices(n1, n2, subset_size, subsets, seed)
+    draw = ("kid-subsets", n1, n2, subset_size, subsets, seed)
+    if real_cache is not None and draw in real_cache:
+        i1, i2 = real_cache[draw]
+    else:
+        i1, i2 = subset_indices(n1, n2, subset_size, subsets, seed)
+        if real_cache is not None:
+            real_cache[draw] = (i1, i2)
     x, y = gen.to(device, torch.float64), real.to(device, torch.float64)
     t1, t2 = torch.from_numpy(i1).to(x.device), torch.from_numpy(i2).to(x.device)
     if route is None:
