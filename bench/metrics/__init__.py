@@ -8,7 +8,9 @@ Modules (one per metric family and per extractor, like torch-fidelity):
 - ``feature_extractor_identity``, ``feature_extractor_digits_cnn``, ``feature_extractor_inception``:
   the extractors; importing them (``register_with_torch_fidelity()``) registers the first two in
   torch-fidelity under the same names (``inception-v3-compat`` is torch-fidelity's own).
-- ``fidelity`` (FID, KID, PR, IS from torch-fidelity's functions), ``density_coverage``, ``modes``.
+- ``fidelity`` (FID and IS by torch-fidelity's functions, KID and PR by ``kid`` and ``knn`` with
+  torch-fidelity's conventions), ``density_coverage``, ``modes``, ``wasserstein``.
+- ``knn``: exact k-NN balls (KD-trees, or blocked matmul + topk); ``kid``: KID's subsets batched.
 - ``reference``: the on-disk cache of real-side features. ``samples``: drawing and checking samples.
 - ``generator_file``: torch.export programs from elsewhere. ``score``: the API below.
 
