@@ -43,7 +43,7 @@ _BLOCK = 1024     # rows per block on the torch path
 _SPARE = 8        # extra nearest neighbours fetched per row on the torch path (for near-ties)
 _SLACK = 1e-9     # relative radius slack for the KD-tree's range queries (exact filtering follows)
 _HEAVY = 256      # a ball holding more points than this is checked densely (KD path)
-_DENSE = 1 << 22  # pairs per dense block (KD path's heavy balls)
+_DENSE = 1 << 23  # coordinate differences per dense block (KD path's heavy balls): 64 MiB
 
 
 def _as_numpy(x) -> np.ndarray:
@@ -197,7 +197,7 @@ def _ball_members_kd(c: np.ndarray, r: np.ndarray, p: np.ndarray, strict: bool) 
         counts += np.bincount(cols[inside], minlength=m)
         hit[rows[inside]] = True
     big = np.flatnonzero(heavy)
-    step = max(1, _DENSE // max(m, 1))
+    step = max(1, _DENSE // max(m * c.shape[1], 1))  # [step, m, d] differences at a time
     for start in range(0, len(big), step):
         rows = big[start:start + step]
         d = _pair_dist(c[rows, None, :], p[None, :, :])  # [rows, m]
