@@ -26,7 +26,7 @@ run: $(STAMP)
 		--metrics w1,fid,modes --samples 2000 --storage runs/studies --name ring8-demo; fi
 	$(BIN)/bench report $(DEMO)
 
-# Two test files at a time (most tests wait on subprocesses and Ray): about 11 minutes on 2 cores
+# Two test files at a time (most tests wait on subprocesses and Ray): about 8 minutes on 2 cores
 # (measured from a fresh clone, README "Development").
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
