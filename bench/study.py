@@ -28,12 +28,12 @@ EARLY_STOPS = ("none", "asha")
 # Lucic et al. 2018 training length in epochs (checkpoint every 5 epochs); CPU-sized steps elsewhere.
 EPOCHS = {"mnist": 20, "fashion-mnist": 20, "cifar10": 100, "celeba": 40, "polygons": 20}
 # Measured with benchmarks/default_lengths.py (README, "Default training lengths"): on ring8 the best of 4
-# configs of ns and of wgan-gp (mixtures-2d) covers 8 of 8 modes by 2,000 steps; on grid25 neither covers
-# more than 6 of 25 by 5,000 (its W1 still falling): 5,000 is a floor there, not a converged length. On
+# configs of ns and of wgan-gp (mixtures-2d) covers 8 of 8 modes by 2,000 steps; on grid25 the best of 3
+# wgan-gp configs covers 25 of 25 at 14,000 (18 at 12,000), ns's best 11 at 16,000 (a floor for ns). On
 # digits (lucic-wide, batch 64) the best of 3 configs of each reaches FID < 5 by 1,500 steps (ns's config 0
 # is at FID 223 at 1,000). stacked-digits: wgan-gp's published config covers 996 of 1,000 modes from 1,000
 # steps; the best of 2 ns configs 137 at 1,000 and 846 at 2,000, still rising: 2,000 is a floor for ns.
-STEPS = {"ring8": 2000, "grid25": 5000, "digits": 2000, "stacked-digits": 2000}
+STEPS = {"ring8": 2000, "grid25": 14000, "digits": 2000, "stacked-digits": 2000}
 DEFAULT_ARCH = {"points": "mlp", "images": "infogan"}
 # Lucic's ranges were tuned for images; at their learning rates and batch 64 no loss learns ring8's
 # modes in 5,000 steps (README, "Default training lengths"), so 2-D data has its own default space.
