@@ -156,10 +156,12 @@ def outcome_counts(trials: pd.DataFrame, by=("dataset", "loss", "phase")) -> pd.
 
 
 def cell_values(trials: pd.DataFrame, phase: str) -> dict[tuple[str, str], np.ndarray]:
-    """The values of each (dataset, loss) cell in one phase, cells sorted by name, rows in table order."""
+    """The values of each (dataset, loss) cell in one phase, cells sorted by name, values sorted: every
+    statistic is a function of a cell's values, so a report must not depend on the order the trials
+    finished in (with seeded bootstraps and permutations it would, through which value each draw hits)."""
     mask = (trials["phase"] == phase).to_numpy()
     cells: dict[tuple[str, str], list[float]] = {}
     for ds, loss, v in zip(trials["dataset"].to_numpy()[mask], trials["loss"].to_numpy()[mask],
                            trials["value"].to_numpy(dtype=float)[mask]):
         cells.setdefault((ds, loss), []).append(v)
-    return {k: np.array(cells[k], dtype=float) for k in sorted(cells)}
+    return {k: np.sort(np.array(cells[k], dtype=float)) for k in sorted(cells)}

@@ -432,6 +432,22 @@ def test_diverged_trials_count_as_worst_and_are_shown():
     assert "8 diverged" in md
 
 
+def test_report_does_not_depend_on_row_order():
+    """Trials finish in any order; the same table shuffled gives the same numbers (seeded bootstraps
+    and permutation tests included)."""
+    rng = np.random.default_rng(31)
+    df = synth(rng, datasets=("d0", "d1"), losses={"ns": 0.0, "a": -1.0, "b": 0.5}, configs=6, seeds=6)
+    reps = [A.analyse(M.prepare(t.reset_index(drop=True)), "ns", n_resamples=200)
+            for t in (df, df.sample(frac=1.0, random_state=3))]
+    for table in (A.summary_table, A.curves_table):
+        pd.testing.assert_frame_equal(table(reps[0]), table(reps[1]))
+    cols = ["dataset", "loss", "kind", "budget", "p_value", "p_adjusted", "ci_low", "ci_high", "verdict"]
+    key = ["dataset", "loss", "kind", "budget"]
+    v0, v1 = (r.verdicts[cols].sort_values(key).reset_index(drop=True) for r in reps)
+    pd.testing.assert_frame_equal(v0, v1)
+    assert reps[0].headline == reps[1].headline
+
+
 def test_higher_is_better_metric_and_unknown_metric():
     rng = np.random.default_rng(9)
     df = synth(rng, losses={"ns": 0.0, "sharp": 0.0, "blurry": 0.0})
