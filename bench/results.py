@@ -95,6 +95,13 @@ class Ledger:
             self.upload(buf.getvalue())
 
 
+# Scores a row keeps from a trial's last checkpoint (besides primary/primary_best and fid_best).
+LAST_SCORES = ("fid", "w1", "kid", "precision", "recall", "modes", "hq_fraction", "mode_kl")
+# Every column a row takes from its trial's scores.jsonl (``bench rescore`` replaces these with its own).
+SCORE_COLUMNS = ("primary_metric", "primary", "primary_best", "fid_best", "best_step", *LAST_SCORES,
+                 "extractor", "n_samples")
+
+
 def primary_of(row: Any) -> tuple[str, float]:
     """(metric, its best value over checkpoints) of a results row or trial summary: the dataset's
     primary metric (``primary_metric``, ``primary_best``). Rows of studies made before primary

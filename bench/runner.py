@@ -30,7 +30,7 @@ from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any, Callable  # noqa: E402
 
 from bench.errors import STORAGE_ERRNOS, UsageError, storage_errno  # noqa: E402
-from bench.results import Ledger, finite_or_nan, objective  # noqa: E402
+from bench.results import LAST_SCORES, Ledger, finite_or_nan, objective  # noqa: E402
 from bench.study import TrialSpec  # noqa: E402
 
 if TYPE_CHECKING:
@@ -49,10 +49,6 @@ class Resources:
 
 
 # ---- the trial (runs on a worker) ------------------------------------------------------------
-
-
-# Score keys a results row keeps from a trial's last checkpoint (bench.results.COLUMNS).
-LAST_SCORES = ("fid", "w1", "kid", "precision", "recall", "modes", "hq_fraction", "mode_kl")
 
 
 def summarize(run_dir: Path) -> dict[str, Any]:

@@ -46,7 +46,9 @@ def best_checkpoints(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def _generate(path: str, seed: int = 0):
-    """(kind, samples, real or None, config) from a checkpoint; raises on anything unreadable."""
+    """(kind, samples, real or None, config, label) from a checkpoint; raises on anything unreadable.
+    ``label``: ", 8/8 modes" for points of a mixture with known centres (the shown points, the rule of
+    bench.metrics.modes), else ""."""
     import torch
 
     from bench.checkpoint import load_generator
@@ -57,36 +59,22 @@ def _generate(path: str, seed: int = 0):
     z = torch.rand(n, cfg.z_dim, generator=g) * 2 - 1 if cfg.z_dist == "uniform" else torch.randn(n, cfg.z_dim, generator=g)
     with torch.no_grad():
         x = G(z).float().cpu()
-    if x.dim() == 2:
-        real = None
-        try:
-            from bench import datasets
-
-            real = datasets.get(cfg.dataset, root=cfg.data_root, resolution=cfg.resolution).real(N_POINTS).cpu().numpy()
-        except Exception:  # noqa: BLE001  (the scatter is still useful without the real points)
-            pass
-        return "points", x.numpy(), real, cfg
-    return "images", x, None, cfg
-
-
-def _modes(x, kind: str, cfg) -> str:
-    """", 8/8 modes" for points of a mixture with known centres (the 1,000 points shown, the rule of
-    bench.metrics.modes); "" otherwise."""
-    if kind != "points":
-        return ""
+    if x.dim() != 2:
+        return "images", x, None, cfg, ""
+    real, label = None, ""
     try:
-        import torch
-
         from bench import datasets
         from bench.metrics.defaults import DEFAULTS
         from bench.metrics.modes import mixture_modes
 
-        ds = datasets.get(cfg.dataset)
-        m = mixture_modes(torch.as_tensor(x), ds.centres, ds.std, radius_std=DEFAULTS["mode_radius_std"],
+        ds = datasets.get(cfg.dataset, root=cfg.data_root, resolution=cfg.resolution)
+        real = ds.real(N_POINTS).cpu().numpy()
+        m = mixture_modes(x, ds.centres, ds.std, radius_std=DEFAULTS["mode_radius_std"],
                           min_fraction=DEFAULTS["mode_min_fraction"])
-    except Exception:  # noqa: BLE001  (a dataset without centres: no count, the panel stays)
-        return ""
-    return f", {m['modes']}/{m['modes_total']} modes"
+        label = f", {m['modes']}/{m['modes_total']} modes"
+    except Exception:  # noqa: BLE001  (the scatter is still useful without the real points or a mode count)
+        pass
+    return "points", x.numpy(), real, cfg, label
 
 
 def sample_grid(rep: Report, trials: pd.DataFrame, dataset: str) -> tuple[bytes | None, list[str]]:
@@ -118,7 +106,7 @@ def sample_grid(rep: Report, trials: pd.DataFrame, dataset: str) -> tuple[bytes 
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows), squeeze=False, layout="constrained")
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
-    for ax, (loss, r, (kind, x, real, _cfg)) in zip(axes.flat, panels):
+    for ax, (loss, r, (kind, x, real, _cfg, label)) in zip(axes.flat, panels):
         value = num(rep.sign * r["value"])
         if kind == "points":
             if real is not None:
@@ -134,7 +122,7 @@ def sample_grid(rep: Report, trials: pd.DataFrame, dataset: str) -> tuple[bytes 
             ax.imshow(img[..., 0] if img.shape[2] == 1 else img, cmap="gray" if img.shape[2] == 1 else None,
                       vmin=0, vmax=1, interpolation="nearest")
             ax.axis("off")
-        ax.set_title(f"{loss} ({rep.name} {value}{_modes(x, kind, _cfg)})", fontsize=9)
+        ax.set_title(f"{loss} ({rep.name} {value}{label})", fontsize=9)
     fig.suptitle(f"{dataset}: samples of each loss's best checkpoint"
                  + (" (grey: real data)" if any(p[2][0] == "points" for p in panels) else ""), fontsize=10)
     return png(fig), notes

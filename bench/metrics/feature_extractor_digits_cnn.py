@@ -120,18 +120,20 @@ for _name, _cls in ((NAME, FeatureExtractorDigitsCNN), (CHANNELS, FeatureExtract
         torch_fidelity.register_feature_extractor(_name, _cls)
 
 
-def build(weights: str | None = None, device="cpu") -> Extractor:
-    module = FeatureExtractorDigitsCNN(NAME, ["penultimate", "logits"], weights).to(device)
+def _build(cls, name: str, logits: str | None, resize: str, weights: str | None, device) -> Extractor:
+    module = cls(name, list(cls.get_provided_features_list()), weights).to(device)
     sha = state_dict_sha256(module.net.state_dict())
-    return Extractor(NAME, module, "penultimate", "logits", sha, "channel mean to gray; bilinear-antialias-8 "
-                     "when not 8x8", device=torch.device(device))
+    return Extractor(name, module, "penultimate", logits, sha, f"{resize}; bilinear-antialias-8 when not 8x8",
+                     device=torch.device(device))
+
+
+def build(weights: str | None = None, device="cpu") -> Extractor:
+    return _build(FeatureExtractorDigitsCNN, NAME, "logits", "channel mean to gray", weights, device)
 
 
 def build_channels(weights: str | None = None, device="cpu") -> Extractor:
-    module = FeatureExtractorDigitsCNNChannels(CHANNELS, ["penultimate"], weights).to(device)
-    sha = state_dict_sha256(module.net.state_dict())
-    return Extractor(CHANNELS, module, "penultimate", None, sha, "each channel alone, features concatenated; "
-                     "bilinear-antialias-8 when not 8x8", device=torch.device(device))
+    return _build(FeatureExtractorDigitsCNNChannels, CHANNELS, None, "each channel alone, features concatenated",
+                  weights, device)
 
 
 # -- weights: trained on first use, cached by content -----------------------------------------

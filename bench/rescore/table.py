@@ -25,9 +25,9 @@ from bench.errors import UsageError
 from bench.metrics.registry import lower_is_better
 from bench.rescore.protocol import is_protocol, parse_protocol
 from bench.rescore.store import SCORES, read_scores
+from bench.results import SCORE_COLUMNS
 
-_TRAINING_SCORES = ("primary_metric", "primary", "primary_best", "fid", "fid_best", "best_step", "w1", "kid",
-                    "precision", "recall", "modes", "hq_fraction", "mode_kl", "extractor", "n_samples")
+_TRAINING_SCORES = SCORE_COLUMNS
 
 
 def _select(scores: pd.DataFrame, protocol_or_metric: str) -> tuple[str, pd.DataFrame]:
