@@ -12,10 +12,11 @@ import os
 import sys
 from typing import Sequence
 
+from bench import plugins
 from bench.errors import STORAGE_ERRNOS, UsageError
 
 # Subcommand modules, each with ``add_parser(subparsers)`` setting ``func``.
-COMMANDS = ["train", "run", "score", "report", "rescore"]
+COMMANDS = ["train", "run", "score", "report", "rescore", "components"]
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -46,16 +47,47 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"bench.commands.{name}").add_parser(sub)
+    for command in [parser, *sub.choices.values()]:  # loaded before parsing (see main); in every command's help
+        command.add_argument("--plugin", action="append", metavar="FILE_OR_MODULE",
+                             help=f"import a plugin that registers losses, archs, datasets or metrics (repeatable; "
+                                  f"also ${plugins.ENV}, separated by ':')")
     return parser
 
 
+def plugin_args(argv: Sequence[str]) -> list[str]:
+    """The values of every ``--plugin X`` / ``--plugin=X`` in ``argv``: plugins must be imported before
+    the parser is built, since what they register is listed in its help and checked against its names."""
+    out, it = [], iter(argv)
+    for a in it:
+        if a == "--plugin":
+            out.append(next(it, ""))
+        elif a.startswith("--plugin="):
+            out.append(a.partition("=")[2])
+        elif a == "--":
+            break
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        plugins.load_entry_points()
+        plugins.load_all(plugins.from_env() + plugin_args(argv))
+    except UsageError as e:
+        sys.stderr.write(f"bench: error: {e}\n")
+        return 2
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, not at exit: a reader that left (`| head`) is caught below
+        return code
     except UsageError as e:
         sys.stderr.write(f"bench {args.command}: error: {e}\n")
         return 2
+    except BrokenPipeError:  # `bench status DIR | head`: the reader left, nothing went wrong
+        # Point stdout at /dev/null so that the interpreter's own flush at exit finds nothing to write.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:
         if e.errno not in STORAGE_ERRNOS:
             raise
@@ -68,9 +100,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("bench: interrupted\n")
         return 130
-    except BrokenPipeError:  # `bench status DIR | head`: the reader left, nothing went wrong
-        sys.stdout = open(os.devnull, "w")
-        return 0
 
 
 if __name__ == "__main__":

@@ -64,6 +64,9 @@ class TrainConfig:
     eval_samples: int | None = None  # None: the metrics' default sample count
     feature_extractor: str | None = None  # None: the dataset's default extractor
     fe_weights: str | None = None  # extractor weights file (a local path, like data_root)
+    # Provenance of user code: name and sha256 of every plugin loaded (bench.plugins). Part of the run's
+    # identity: a run is resumed only under the same plugin code.
+    plugins: list[dict[str, str]] = field(default_factory=list)
 
     # -- serialization -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -144,6 +147,9 @@ class TrainConfig:
         need(self.eval_samples is None or (isinstance(self.eval_samples, int) and not isinstance(self.eval_samples, bool)
                                            and self.eval_samples > 0),
              f"eval_samples must be a positive integer, got {self.eval_samples!r}")
+        need(isinstance(self.plugins, list) and all(isinstance(p, dict) and set(p) == {"name", "sha256"}
+                                                    for p in self.plugins),
+             f"plugins must be a list of {{name, sha256}} records, got {self.plugins!r}")
         for name in ("feature_extractor", "fe_weights"):
             need(getattr(self, name) is None or isinstance(getattr(self, name), str),
                  f"{name} must be a string, got {getattr(self, name)!r}")

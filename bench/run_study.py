@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench import datasets
+from bench import datasets, plugins
 from bench.errors import UsageError
 from bench.io import atomic_write_bytes, atomic_write_json, file_in_the_way
 from bench.results import RESULTS, Ledger, from_bytes, objective, primary_of
@@ -152,9 +152,11 @@ def load(where: Path | StudyPlace) -> Study:
     if data is None:
         raise UsageError(f"{place} is not a study directory ({STUDY} missing)")
     try:
-        return Study.from_dict(json.loads(data))
+        study = Study.from_dict(json.loads(data))
     except (ValueError, TypeError) as e:
         raise UsageError(f"{place}/{STUDY} is unreadable ({str(e).splitlines()[0]})") from None
+    plugins.ensure(study.plugins)  # its losses, datasets, metrics... from the code it was started with
+    return study
 
 
 def _length(study: Study, info: dict[str, DataInfo], dataset: str) -> int:
@@ -219,6 +221,10 @@ def execute(where: Path | StudyPlace, resources, address: str | None = None, ver
 
     place = _place(where)
     study = load(place)
+    extra = sorted({p.name for p in plugins.loaded()} - {p["name"] for p in study.plugins})
+    if extra:  # every trial must run with the code its provenance names
+        raise UsageError(f"plugin {extra[0]} is not one this study was started with; the study loads its own "
+                         f"({', '.join(p['name'] for p in study.plugins) or 'none'}): drop --plugin")
     info = data_info(study)
     place.local.mkdir(parents=True, exist_ok=True)
     with exclusive(place.local / LOCK, f"another bench process is running the study in {place}; wait for it to end"):

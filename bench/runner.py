@@ -108,8 +108,10 @@ def trial_fn(config: dict[str, Any]) -> None:
 
     ``config["study_dir"]`` is the study's absolute local path, or its S3 URI (then the run directory
     is local scratch mirrored to S3: ``bench.storage.TrialMirror``)."""
+    from bench import plugins
     from bench.storage import TrialMirror, is_uri
 
+    plugins.ensure(config.get("plugins", []))  # the study's own code, from its source (no shared filesystem needed)
     spec = spec_of(config)
     where = config["study_dir"]
     try:
@@ -180,7 +182,7 @@ def spec_of(config: dict[str, Any]) -> TrialSpec:
 
     t = config["tpe"]
     study, cell = Study.from_dict(t["study"]), Cell(*t["cell"])
-    hp = {k.replace(TPE_SEP, "."): v for k, v in config.items() if k not in ("tpe", "study_dir")}
+    hp = {k.replace(TPE_SEP, "."): v for k, v in config.items() if k not in ("tpe", "study_dir", "plugins")}
     key = derive_seed(sorted(hp.items()))
     spec = make_trial(study, cell, "search", -1, 0, hp, t["steps"])
     spec.trial_id = f"{cell.dataset}-{cell.loss}-{cell.arch}-search-t{key:010d}"
@@ -279,6 +281,8 @@ def run_trials(specs: list[TrialSpec], study_name: str, study_dir: Path, ledger:
     the study (default: ``study_dir``; an S3 URI for a study on S3)."""
     from ray import tune
 
+    from bench import plugins
+
     if not specs and not num_samples:
         return
     emit = progress or (lambda event, spec, result: None)
@@ -322,10 +326,12 @@ def run_trials(specs: list[TrialSpec], study_name: str, study_dir: Path, ledger:
         logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.CRITICAL)
     scheduler = asha() if early_stop == "asha" else None
     trainable = tune.with_resources(trial_fn, {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
+    # the driver has loaded exactly the study's plugins (run_study.execute): they travel with every trial
+    shared = {"study_dir": trials_root or str(study_dir), "plugins": plugins.travel()}
     if searcher is None:
-        param_space = {"spec": tune.grid_search([s.__dict__ for s in specs]), "study_dir": trials_root or str(study_dir)}
+        param_space = {"spec": tune.grid_search([s.__dict__ for s in specs]), **shared}
     else:
-        param_space = {"tpe": tpe, "study_dir": trials_root or str(study_dir)}
+        param_space = {"tpe": tpe, **shared}
     metric = "objective" if scheduler is not None or searcher is not None else None
     tuner = tune.Tuner(
         trainable,

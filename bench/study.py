@@ -72,6 +72,9 @@ class Study:
     eval_samples: int | None = None
     seed: int = 0
     base: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields fixed for every trial
+    # Plugins the study runs with (bench.plugins.travel(): name, sha256 and a file's source), so that
+    # its Ray workers and `bench resume` import the same code
+    plugins: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -178,7 +181,8 @@ def make_trial(study: Study, cell: Cell, phase: str, config_id: int, replicate: 
     seed = derive_seed(study.seed, cell.key, phase, config_id, replicate, "train")
     cfg = TrainConfig(dataset=cell.dataset, loss=cell.loss, arch=cell.arch, steps=steps, seed=seed,
                       ckpt_every=eval_every, log_every=min(100, eval_every), loss_params=loss_params,
-                      metrics=list(study.metrics) or ["default"], eval_samples=study.eval_samples, **{**study.base, **top})
+                      metrics=list(study.metrics) or ["default"], eval_samples=study.eval_samples,
+                      plugins=[{"name": p["name"], "sha256": p["sha256"]} for p in study.plugins], **{**study.base, **top})
     cfg = cfg.resolved()
     tid = f"{cell.dataset}-{cell.loss}-{cell.arch}-{phase}-c{config_id:03d}" + (f"-s{replicate:02d}" if phase == "seeds" else "")
     return TrialSpec(tid, cell.dataset, cell.loss, cell.arch, phase, config_id, replicate, cfg.to_dict(), _hp(cfg))

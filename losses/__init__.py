@@ -7,13 +7,39 @@
 
 ``losses.names()`` lists them; ``losses.loss_class(name).published`` gives the paper's training
 defaults. Regularizers any loss can switch on (R1, instance noise) are in ``losses.regularizers``.
+A loss of your own: ``@losses.register("name")`` on a ``losses.Loss`` subclass, in a plugin file
+(``bench --plugin FILE``; README, "Benchmark your own loss").
 """
 
-from .base import Loss
-from .registry import get, loss_class, names, register
-from .regularizers import Regularizers
+from __future__ import annotations
 
-# Importing the modules registers their losses.
-from . import began, dragan, hinge, least_squares, minimax, nonsaturating, relativistic, wasserstein  # noqa: E402,F401
+import importlib
+from typing import Any
 
-__all__ = ["Loss", "Regularizers", "get", "loss_class", "names", "register"]
+from .registry import check, get, loss_class, names, origin, register
+
+# The package's losses: name -> where the class lives. Importing this module imports none of them
+# (nor torch); each is imported and checked on first use.
+for _name, _where in {
+    "mm": "losses.minimax:MiniMax",                  # Goodfellow et al. 2014, minimax
+    "ns": "losses.nonsaturating:NonSaturating",      # Goodfellow et al. 2014, non-saturating
+    "ls": "losses.least_squares:LeastSquares",       # Mao et al. 2017
+    "wgan": "losses.wasserstein:WGAN",               # Arjovsky et al. 2017, weight clipping
+    "wgan-gp": "losses.wasserstein:WGANGP",          # Gulrajani et al. 2017
+    "dragan": "losses.dragan:DRAGAN",                # Kodali et al. 2017
+    "hinge": "losses.hinge:Hinge",                   # Lim & Ye 2017; Miyato et al. 2018
+    "rsgan": "losses.relativistic:RSGAN",            # Jolicoeur-Martineau 2019
+    "ragan": "losses.relativistic:RaGAN",            # Jolicoeur-Martineau 2019
+    "began": "losses.began:BEGAN",                   # Berthelot et al. 2017
+}.items():
+    register(_name, _where)
+
+_LAZY = {"Loss": "losses.base", "Range": "losses.base", "Regularizers": "losses.regularizers"}
+
+__all__ = ["Loss", "Range", "Regularizers", "check", "get", "loss_class", "names", "origin", "register"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'losses' has no attribute {name!r}")

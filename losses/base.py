@@ -70,7 +70,7 @@ class Loss:
     """Base class: a GAN loss chosen by name from the registry (see ``losses.get``).
 
     Class attributes a subclass sets:
-      name         registry name (set by ``@register``)
+      name         registry name (set when the registry loads the class)
       d_head       "logit": D outputs one real number per sample; "autoencoder" (BEGAN): D is an
                    autoencoder whose output is the per-sample reconstruction error
       g_uses_real  True when g_loss needs D(real) too (relativistic losses)

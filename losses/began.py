@@ -19,10 +19,8 @@ import torch
 from torch import Tensor
 
 from .base import NON_NEGATIVE, UNIT, Loss, flat
-from .registry import register
 
 
-@register("began")
 class BEGAN(Loss):
     d_head = "autoencoder"
     params = {"lambda_k": 1e-3, "gamma": 0.75}

@@ -22,7 +22,6 @@ from torch import Tensor
 
 from .base import LABEL_SMOOTHING, NON_NEGATIVE
 from .nonsaturating import NonSaturating
-from .registry import register
 from .wasserstein import unit_gradient_penalty
 
 
@@ -34,7 +33,6 @@ def perturb_real(x: Tensor) -> Tensor:
     return x + alpha * (x_p - x)
 
 
-@register("dragan")
 class DRAGAN(NonSaturating):
     params = {"gp_lambda": 10.0, "label_smoothing": 0.0}
     ranges = {"gp_lambda": NON_NEGATIVE, "label_smoothing": LABEL_SMOOTHING}

@@ -13,10 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .base import Loss, flat
-from .registry import register
 
 
-@register("hinge")
 class Hinge(Loss):
     # Not in Lucic et al. 2018. Miyato et al. 2018 (Table 1, setting C; the standard-CNN setting
     # also used for HingeGAN by the relativistic paper's code, AlexiaJM/RelativisticGAN stable.sh):

@@ -15,10 +15,8 @@ from __future__ import annotations
 from torch import Tensor
 
 from .base import Loss, flat
-from .registry import register
 
 
-@register("ls")
 class LeastSquares(Loss):
     # Lucic et al. 2018 sample 0 (compare_gan v1 LSGANHyperParams): lr 2e-4, beta1 0.5, n_disc 1, BN.
     published = {"lr": 2e-4, "beta1": 0.5, "n_disc": 1, "d_norm": "batch"}

@@ -16,10 +16,8 @@ from torch import Tensor
 
 from .base import flat
 from .nonsaturating import BCELoss
-from .registry import register
 
 
-@register("mm")
 class MiniMax(BCELoss):
     # Lucic et al. 2018 sample 0: same defaults as NS (compare_gan v1 GANHyperParams).
     published = {"lr": 5e-5, "beta1": 0.0, "n_disc": 1, "d_norm": "batch"}

@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .base import LABEL_SMOOTHING, Loss, flat
-from .registry import register
 
 
 def bce(logits: Tensor, target: float) -> Tensor:
@@ -41,7 +40,6 @@ class BCELoss(Loss):
         return bce(flat(real_out), real_target) + bce(flat(fake_out), 0.0)
 
 
-@register("ns")
 class NonSaturating(BCELoss):
     # Lucic et al. 2018 sample 0 (compare_gan v1 params.py, GANHyperParams): Adam lr 5e-5,
     # beta1 0.0, one D step per G step, batch norm in D.

@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .base import Loss, flat
-from .registry import register
 
 
 class RelativisticLoss(Loss):
@@ -41,7 +40,6 @@ class RelativisticLoss(Loss):
         return flat(real_out)
 
 
-@register("rsgan")
 class RSGAN(RelativisticLoss):
     @staticmethod
     def _paired(a: Tensor, b: Tensor) -> Tensor:
@@ -57,7 +55,6 @@ class RSGAN(RelativisticLoss):
         return self._paired(flat(fake_out), self._real(real_out))
 
 
-@register("ragan")
 class RaGAN(RelativisticLoss):
     @staticmethod
     def _average(a: Tensor, b: Tensor) -> Tensor:

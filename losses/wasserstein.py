@@ -27,7 +27,6 @@ import torch
 from torch import Tensor
 
 from .base import NON_NEGATIVE, POSITIVE, Loss, flat, input_gradient, per_sample_norm
-from .registry import register
 
 
 class WassersteinLoss(Loss):
@@ -38,7 +37,6 @@ class WassersteinLoss(Loss):
         return -flat(fake_out).mean()
 
 
-@register("wgan")
 class WGAN(WassersteinLoss):
     params = {"clip": 0.01}
     ranges = {"clip": POSITIVE}
@@ -63,7 +61,6 @@ def unit_gradient_penalty(D: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     return (per_sample_norm(input_gradient(D, x)) - 1.0).pow(2).mean()
 
 
-@register("wgan-gp")
 class WGANGP(WassersteinLoss):
     params = {"gp_lambda": 10.0}
     ranges = {"gp_lambda": NON_NEGATIVE}

@@ -7,26 +7,24 @@ G(z) maps z [N, z_dim] to samples in the data range: points [N, d] (linear outpu
 (d_head="logit") or, for BEGAN (d_head="autoencoder"), the mean absolute reconstruction error
 of an autoencoder with a CODE_DIM-dimensional code.
 
-An architecture is a class (or function) registered with @register(name). Called with a
-DataSpec it raises ValueError if it cannot model that data, else returns an object with
-    generator(z_dim) -> nn.Module
-    discriminator(norm) -> nn.Module          # x -> [N, 1]
-    encoder(norm, code_dim) -> nn.Module      # x -> [N, code_dim]
-    decoder(norm, code_dim) -> nn.Module      # code -> x's shape
-`norm` is one of NORMS, with "spectral" meaning "no norm layer": build() then puts spectral
-norm on every conv and linear of D.
+An architecture is a class (or function) that implements ``Architecture``: called with a DataSpec it
+raises UsageError if it cannot model that data, else returns an object with the four builders.
+``norm`` is one of NORMS, with "spectral" meaning "no norm layer": build() then puts spectral norm on
+every conv and linear of D. It is registered once by name: ``@models.register("name")`` (a plugin's
+way), or ``register("name", "module:Class")`` (the package's own, below: listing names imports no
+torch; the class is imported on first use).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from bench.errors import UsageError
-from models.layers import AutoencoderD, LogitD, spectral_norm_all_
+from bench.lazy import resolve
+
+if TYPE_CHECKING:
+    from torch import nn
 
 NORMS = ("none", "batch", "layer", "spectral")
 HEADS = ("logit", "autoencoder")
@@ -50,55 +48,87 @@ class DataSpec:
             raise UsageError(f"{self.kind} need a positive shape {want}, got {self.shape}")
 
 
-_ARCHS: dict[str, Callable[[DataSpec], Any]] = {}
+class Architecture(Protocol):
+    """What ``register`` expects ``builder(spec)`` to return."""
 
-_HEADS: dict[str, Callable[[Any, str], nn.Module]] = {
-    "logit": lambda arch, norm: LogitD(arch.discriminator(norm)),
-    "autoencoder": lambda arch, norm: AutoencoderD(
-        arch.encoder(norm, CODE_DIM), arch.decoder(norm, CODE_DIM)
-    ),
-}
+    def generator(self, z_dim: int) -> nn.Module: ...              # z [N, z_dim] -> samples
+    def discriminator(self, norm: str) -> nn.Module: ...           # x -> [N, 1]
+    def encoder(self, norm: str, code_dim: int) -> nn.Module: ...  # x -> [N, code_dim] (BEGAN's D)
+    def decoder(self, norm: str, code_dim: int) -> nn.Module: ...  # code -> x's shape (BEGAN's D)
 
 
-def register(name: str) -> Callable[[Callable[[DataSpec], Any]], Callable[[DataSpec], Any]]:
-    """Class / function decorator: make an architecture buildable as `name`."""
+_ARCHS: dict[str, Any] = {}   # name -> builder, or "module:Class" not imported yet
+_ORIGIN: dict[str, str] = {}
+_METHODS = ("generator", "discriminator", "encoder", "decoder")
 
-    def deco(builder: Callable[[DataSpec], Any]) -> Callable[[DataSpec], Any]:
+
+def register(name: str, where: str | None = None) -> Callable | None:
+    """``@register(name)`` on a builder ``(DataSpec) -> Architecture``, or ``register(name, "module:Class")``.
+    Raises ValueError for a bad or duplicate name, TypeError for a builder without the four methods."""
+    if not isinstance(name, str) or not name or name != name.strip() or any(c in name for c in ",/ "):
+        raise ValueError(f"an arch name must be a non-empty string without spaces, ',' or '/', got {name!r}")
+
+    def refuse_duplicate(origin: str) -> None:
         if name in _ARCHS:
-            raise ValueError(f"arch {name!r} registered twice")
-        _ARCHS[name] = builder
-        return builder
+            raise ValueError(f"arch '{name}' is registered twice (by {_ORIGIN[name]} and by {origin})")
+
+    def add(target: Any, origin: str) -> None:
+        refuse_duplicate(origin)
+        _ARCHS[name], _ORIGIN[name] = target, origin
+
+    if where is not None:
+        if not (isinstance(where, str) and ":" in where):
+            raise ValueError(f"arch '{name}': a lazy registration needs 'module:Class', got {where!r}")
+        add(where, where.partition(":")[0])
+        return None
+
+    def deco(fn: Callable[[DataSpec], Any]) -> Callable[[DataSpec], Any]:
+        refuse_duplicate(getattr(fn, "__module__", "?"))
+        check(name, fn)
+        add(fn, getattr(fn, "__module__", "?"))
+        return fn
 
     return deco
 
 
+def check(name: str, builder: Any) -> None:
+    """A class builder must define the four methods of ``Architecture`` (a function is checked when called)."""
+    if not callable(builder):
+        raise TypeError(f"arch '{name}' must be a class or function taking a DataSpec, got {builder!r}")
+    missing = [m for m in _METHODS if isinstance(builder, type) and not callable(getattr(builder, m, None))]
+    if missing:
+        raise TypeError(f"arch '{name}' must define {', '.join(missing)} (models.Architecture)")
+
+
+def builder(name: str) -> Callable[[DataSpec], Architecture]:
+    """The builder registered as ``name`` (imported on first use)."""
+    try:
+        target = _ARCHS[name]
+    except (KeyError, TypeError):
+        raise UsageError(f"unknown arch {name!r}; known: {', '.join(names())}") from None
+    if isinstance(target, str):  # first use of a lazy registration
+        check(name, target := resolve(target))
+        _ARCHS[name] = target
+    return target
+
+
 def names() -> list[str]:
-    """Registered architecture names, sorted."""
+    """Registered architecture names, sorted (imports no architecture module)."""
     return sorted(_ARCHS)
 
 
-def _check_choice(what: str, value: str, known: tuple[str, ...] | list[str]) -> None:
-    if value not in known:
-        raise UsageError(f"unknown {what} {value!r}; known: {', '.join(known)}")
+for _name, _where in {
+    "mlp": "models.mlp:MLP",              # 2-D points (mixtures of Gaussians)
+    "infogan": "models.infogan:InfoGAN",  # Lucic et al.'s InfoGAN architecture
+    "dcgan": "models.dcgan:DCGAN",        # Radford et al. 2016 as in Lucic et al.
+    "resnet": "models.resnet:ResNet",     # Gulrajani et al. 2017 / Miyato et al. 2018 style
+}.items():
+    register(_name, _where)
 
 
-def build(
-    arch: str, spec: DataSpec, z_dim: int, d_norm: str = "none", d_head: str = "logit"
-) -> tuple[nn.Module, nn.Module]:
-    """Build (G, D) for `spec`. Raises ValueError for an unknown arch / norm / head, a
-    non-positive z_dim, or data the arch cannot model. Freshly initialized, in train mode."""
-    _check_choice("arch", arch, names())
-    _check_choice("d_norm", d_norm, NORMS)
-    _check_choice("d_head", d_head, HEADS)
-    if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim <= 0:
-        raise UsageError(f"z_dim must be a positive integer, got {z_dim!r}")
-    built = _ARCHS[arch](spec)
-    g = built.generator(z_dim)
-    d = _HEADS[d_head](built, d_norm)
-    if d_norm == "spectral":
-        spectral_norm_all_(d)
-    return g, d
+def __getattr__(name: str) -> Any:
+    if name == "build":  # needs torch: imported on first use
+        from models.assemble import build
 
-
-# Importing the architecture modules registers them.
-from models import dcgan, infogan, mlp, resnet  # noqa: E402,F401
+        return build
+    raise AttributeError(f"module 'models' has no attribute {name!r}")

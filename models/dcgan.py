@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from models import DataSpec, register
+from models import DataSpec
 from models.layers import incompatible, init_normal_, norm2d
 
 BASE_CH = 64
@@ -28,7 +28,6 @@ def _init(net: nn.Module) -> nn.Module:
     return init_normal_(net, std=0.02, bn_weight_std=0.02)
 
 
-@register("dcgan")
 class DCGAN:
     """Images with even height and width >= 8 (8, 16, 28, 32, 64, ...)."""
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from models import DataSpec, register
+from models import DataSpec
 from models.layers import incompatible, init_normal_, norm1d, norm2d
 
 FC = 1024
@@ -27,7 +27,6 @@ def _lrelu() -> nn.Module:
     return nn.LeakyReLU(0.2)
 
 
-@register("infogan")
 class InfoGAN:
     """Images whose height and width are divisible by 4 (28x28, 32x32, 64x64, ...)."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from models import DataSpec, register
+from models import DataSpec
 from models.layers import incompatible, norm1d
 
 HIDDEN = 128
@@ -21,7 +21,6 @@ def _hidden(n_in: int, norm: str) -> list[nn.Module]:
     return [nn.Linear(n_in, HIDDEN), norm1d(norm, HIDDEN), nn.LeakyReLU(0.2)]
 
 
-@register("mlp")
 class MLP:
     """Points of shape (d,) (2 for the standard 2-D benchmarks)."""
 

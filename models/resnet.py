@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import DataSpec, register
+from models import DataSpec
 from models.layers import RELU_GAIN, incompatible, norm2d, xavier
 
 WIDTH: dict[int, int] = {8: 64, 16: 64, 32: 128, 64: 64}
@@ -76,7 +76,6 @@ class DownBlock(nn.Module):
         return h + (self.sc(self._pool(x)) if self.first else self._pool(self.sc(x)))
 
 
-@register("resnet")
 class ResNet:
     """Square images of side 8, 16, 32 or 64."""
 

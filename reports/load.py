@@ -79,7 +79,22 @@ def read_error(e: BaseException) -> str:
     return first if len(first) <= 160 else first[:157] + "..."
 
 
-def _label(dataset: str) -> str:
+def refuse_repeated_trials(df: pd.DataFrame, path) -> None:
+    """One input is one row per trial (bench.results never records a trial id twice): a trial id on
+    several rows would be counted as several trials, silently changing every count and test."""
+    if "trial_id" not in df.columns:
+        return
+    ids = df["trial_id"].dropna()
+    dup = ids[ids.duplicated()]
+    if len(dup):
+        tid = dup.iloc[0]
+        raise UsageError(f"{path} holds trial {str(tid)!r} more than once ({int((ids == tid).sum())} rows): a results "
+                         "table has one row per trial id; remove the repeated rows")
+
+
+def _label(dataset):
+    if not isinstance(dataset, str):  # pandas 3's astype(str) keeps NaN: check() refuses it with one line
+        return dataset
     if dataset.startswith("folder:"):
         return "folder:" + (Path(dataset[len("folder:"):]).name or "images")
     return dataset
@@ -91,6 +106,8 @@ def read_inputs(paths: list[str], protocol: str | None = None) -> pd.DataFrame:
     if not paths:
         raise UsageError("give at least one study directory or results file")
     frames = [read_one(p, protocol) for p in paths]
+    for p, f in zip(paths, frames):
+        refuse_repeated_trials(f, p)
     df = pd.concat(frames, ignore_index=True, sort=False) if len(frames) > 1 else frames[0]
     if "dataset" in df.columns:
         df["dataset_name"] = df["dataset"]
@@ -98,7 +115,7 @@ def read_inputs(paths: list[str], protocol: str | None = None) -> pd.DataFrame:
         if "arch" in df.columns:
             archs = df.assign(_l=labels).groupby("_l")["arch"].nunique(dropna=True)
             multi = labels.isin(archs[archs > 1].index)
-            labels = labels.where(~multi, labels + " [" + df["arch"].astype(str) + "]")
+            labels = labels.where(~multi, labels + " [" + df["arch"].astype(object).map(str) + "]")
         df["dataset"] = labels
     key = [c for c in KEY if c in df.columns]
     if {"dataset", "loss", "phase", "seed"} <= set(key) and len(frames) > 1:

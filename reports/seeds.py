@@ -91,7 +91,7 @@ def bootstrap_ci(samples: tuple, statistic, n_resamples: int, confidence: float,
 def mw_method(n: int, m: int, ties: bool) -> str:
     """The p-value method of the seeds test for samples of sizes n and m: ``exact``, ``permutation``
     (every relabelling; exact with ties) or ``asymptotic`` (see the module docstring)."""
-    if not ties:
+    if not ties or min(n, m) < 2:  # scipy's permutation method needs 2 observations a sample
         return "exact" if min(n, m) <= 8 else "asymptotic"  # what scipy's "auto" picks
     return "permutation" if comb(n + m, n) <= EXACT_PERMUTATIONS else "asymptotic"
 

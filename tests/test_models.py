@@ -43,8 +43,12 @@ def test_registry_and_constants():
     assert names() == ["dcgan", "infogan", "mlp", "resnet"]
     assert NORMS == ("none", "batch", "layer", "spectral")
     assert HEADS == ("logit", "autoencoder")
+    complete = type("Complete", (), {m: lambda self, *a: None for m in ("generator", "discriminator", "encoder", "decoder")})
     with pytest.raises(ValueError, match="twice"):
-        models.register("mlp")(object)
+        models.register("mlp")(complete)
+    with pytest.raises(TypeError, match="must define encoder, decoder"):
+        models.register("half")(type("Half", (), {"generator": complete.generator, "discriminator": complete.generator}))
+    assert "half" not in names()
 
 
 @pytest.mark.parametrize("head", HEADS)

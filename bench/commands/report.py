@@ -60,6 +60,16 @@ def default_out(first: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except UsageError as e:  # names from the table (a loss called "a\nb") must not break the one-line refusal
+        text = str(e)
+        if "\n" in text or "\r" in text:
+            raise UsageError(text.replace("\r", "\\r").replace("\n", "\\n")) from None
+        raise
+
+
+def _run(args: argparse.Namespace) -> int:
     from bench.storage import refuse_uri
 
     for where in args.inputs:  # the report reads results and checkpoints as local files, and writes next to them

@@ -73,8 +73,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     import losses
     import models
     import sweeps
-    from bench import datasets
     from bench.config import PRECISIONS
+
     from bench.study import EARLY_STOPS, SEARCHES
 
     p = sub.add_parser(
@@ -86,7 +86,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "<storage>/<name>/results.parquet, one row per finished trial.",
     )
     p.add_argument("--budget", type=int, required=True, help="hyperparameter configurations per cell (Lucic: 100)")
-    p.add_argument("--dataset", required=True, help=f"comma-separated: {', '.join(datasets.names())}")
+    p.add_argument("--dataset", required=True, help="comma-separated dataset names (`bench list datasets`)")
     p.add_argument("--losses", default="all", help=f"comma-separated or all: {', '.join(losses.names())} (default all)")
     p.add_argument("--archs", help=f"comma-separated: {', '.join(models.names())} (default mlp for 2-D data, infogan for images)")
     p.add_argument("--space", help=f"search space: {', '.join(sweeps.builtin_names())} or a TOML/YAML file "
@@ -133,6 +133,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _study(args: argparse.Namespace):
     import losses
     import sweeps
+    from bench import plugins
     from bench.study import Study, default_space
 
     if args.steps is not None and args.steps < 1:
@@ -158,7 +159,7 @@ def _study(args: argparse.Namespace):
                  budget=args.budget, space=space.to_dict(), search=args.search, early_stop=args.early_stop,
                  seeds=args.seeds, steps=args.steps, epochs=args.epochs, eval_every=args.eval_every,
                  metrics=_names(args.metrics) if args.metrics else [], eval_samples=args.samples, seed=args.seed,
-                 base=base)
+                 base=base, plugins=plugins.travel())
 
 
 def check_gpu_options(study) -> None:

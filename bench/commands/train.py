@@ -30,17 +30,15 @@ REGULARIZERS = {
 def add_parser(sub: argparse._SubParsersAction) -> None:
     import losses
     import models
-    from bench import datasets
     from bench.metrics import registry
 
-    loss_params = "; ".join(f"{n}: {', '.join(losses.loss_class(n).params) or '-'}" for n in losses.names())
     p = sub.add_parser(
         "train", help="train one GAN (resumes when --out holds the same run)",
         description="Train one GAN and write config.json, metrics.jsonl, checkpoints/ and record.json into --out. "
         "Running it again with the same --out resumes from the last checkpoint, bit for bit. "
         "Unset hyperparameters take the loss's published defaults (Lucic et al. 2018).",
     )
-    p.add_argument("--dataset", default="ring8", help=f"one of {', '.join(datasets.names())} (default ring8)")
+    p.add_argument("--dataset", default="ring8", help="a dataset name (`bench list datasets`; default ring8)")
     p.add_argument("--loss", default="ns", help=f"one of {', '.join(losses.names())} (default ns)")
     p.add_argument("--arch", help=f"one of {', '.join(models.names())} (default mlp for 2-D data, infogan for images)")
     p.add_argument("--steps", type=int, default=2000, help="generator steps (default 2000)")
@@ -54,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--z-dist", default="uniform", help="latent prior: uniform (U(-1,1), Lucic) or normal")
     p.add_argument("--norm", dest="d_norm", help=f"D normalization: {', '.join(models.NORMS)} (default: the loss's)")
     p.add_argument("--loss-param", action="append", type=_key_value, default=[], metavar="NAME=VALUE",
-                   help=f"a loss's own hyperparameter, repeatable ({loss_params})")
+                   help="a loss's own hyperparameter, repeatable (`bench list losses` shows each loss's parameters)")
     p.add_argument("--reg", action="append", type=_key_value, default=[], metavar="NAME=VALUE",
                    help="regularizer, repeatable: r1=GAMMA, noise=STD, noise_anneal=STEPS, label_smoothing=S")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
@@ -84,6 +82,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _train_config(args: argparse.Namespace):
     from bench.config import TrainConfig
 
+    from bench import plugins
+
     loss_params = dict(args.loss_param)
     fields: dict = {}
     for name, value in args.reg:
@@ -100,7 +100,7 @@ def _train_config(args: argparse.Namespace):
         data_root=args.data_root, log_every=args.log_every, ckpt_every=args.ckpt_every, device=args.device,
         precision=args.precision, compile=args.compile, cuda_graphs=args.cuda_graphs,
         metrics=[m.strip() for m in (args.metrics or "").split(",") if m.strip()], eval_samples=args.eval_samples,
-        feature_extractor=args.feature_extractor, fe_weights=args.fe_weights, **fields,
+        feature_extractor=args.feature_extractor, fe_weights=args.fe_weights, plugins=plugins.records(), **fields,
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from bench.errors import UsageError
+from bench.lazy import resolve
 
 _NEEDS = ("features", "logits", "samples")
 
@@ -43,10 +44,7 @@ def _check_name(name: Any, table: dict, what: str) -> None:
 
 
 def _resolve(obj: Callable | str) -> Callable:
-    if callable(obj):
-        return obj
-    module, _, attr = obj.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return resolve(obj)
 
 
 def register_extractor(name: str, factory: Callable | str) -> None:

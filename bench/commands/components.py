@@ -1,0 +1,79 @@
+"""``bench list [WHAT]``: the registered components (the package's and the loaded plugins'), with what
+each one takes: a loss's parameters, ranges and published defaults, a metric's keys and orientation."""
+from __future__ import annotations
+
+import argparse
+
+WHAT = ("losses", "archs", "datasets", "metrics", "extractors", "spaces", "plugins")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="the registered losses, archs, datasets, metrics, extractors, spaces and plugins",
+                       description="List what can be named on the command line, including what --plugin registered.")
+    p.add_argument("what", nargs="?", choices=WHAT, help="one kind of component (default: all)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    for what in [args.what] if args.what else WHAT:
+        print(f"{what}:")
+        for line in LISTERS[what]():
+            print(f"  {line}")
+    return 0
+
+
+def _losses() -> list[str]:
+    import losses
+
+    out = []
+    for name in losses.names():
+        cls = losses.loss_class(name)
+        params = ", ".join(f"{k}={v:g} in {cls.ranges[k]}" for k, v in cls.params.items()) or "no parameters"
+        pub = ", ".join(f"{k} {v}" for k, v in cls.published.items())
+        out.append(f"{name:<10} {params}; published: {pub}; from {losses.origin(name)}")
+    return out
+
+
+def _archs() -> list[str]:
+    import models
+
+    return [f"{name:<10} from {models._ORIGIN[name]}" for name in models.names()]
+
+
+def _datasets() -> list[str]:
+    from bench import datasets
+
+    return [f"{name:<16} {datasets.kind_of(name)}" for name in datasets.names()]
+
+
+def _metrics() -> list[str]:
+    from bench.metrics import registry
+
+    out = []
+    for name in registry.metric_names():
+        e = registry.metric_entry(name)
+        keys = ", ".join(f"{k} ({'higher' if k in e.higher_is_better else 'lower'} is better)" for k in e.keys)
+        out.append(f"{name:<6} {keys}")
+    return out
+
+
+def _extractors() -> list[str]:
+    from bench.metrics import registry
+
+    return registry.extractor_names()
+
+
+def _spaces() -> list[str]:
+    import sweeps
+
+    return sweeps.builtin_names() + ["(or a TOML/YAML file: --space FILE)"]
+
+
+def _plugins() -> list[str]:
+    from bench import plugins
+
+    return [f"{p.name} sha256 {p.sha256[:12]} ({p.path})" for p in plugins.loaded()] or ["(none loaded)"]
+
+
+LISTERS = {"losses": _losses, "archs": _archs, "datasets": _datasets, "metrics": _metrics,
+           "extractors": _extractors, "spaces": _spaces, "plugins": _plugins}

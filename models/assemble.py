@@ -1,0 +1,40 @@
+"""``build(arch, spec, z_dim, d_norm, d_head) -> (G, D)``: an architecture's modules behind D's head."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from torch import nn
+
+from bench.errors import UsageError
+from models import CODE_DIM, HEADS, NORMS, DataSpec, builder, names
+from models.layers import AutoencoderD, LogitD, spectral_norm_all_
+
+_HEADS: dict[str, Callable[[Any, str], nn.Module]] = {
+    "logit": lambda arch, norm: LogitD(arch.discriminator(norm)),
+    "autoencoder": lambda arch, norm: AutoencoderD(
+        arch.encoder(norm, CODE_DIM), arch.decoder(norm, CODE_DIM)
+    ),
+}
+
+
+def _check_choice(what: str, value: str, known: tuple[str, ...] | list[str]) -> None:
+    if value not in known:
+        raise UsageError(f"unknown {what} {value!r}; known: {', '.join(known)}")
+
+
+def build(
+    arch: str, spec: DataSpec, z_dim: int, d_norm: str = "none", d_head: str = "logit"
+) -> tuple[nn.Module, nn.Module]:
+    """Build (G, D) for `spec`. Raises ValueError for an unknown arch / norm / head, a
+    non-positive z_dim, or data the arch cannot model. Freshly initialized, in train mode."""
+    _check_choice("arch", arch, names())
+    _check_choice("d_norm", d_norm, NORMS)
+    _check_choice("d_head", d_head, HEADS)
+    if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim <= 0:
+        raise UsageError(f"z_dim must be a positive integer, got {z_dim!r}")
+    built = builder(arch)(spec)
+    g = built.generator(z_dim)
+    d = _HEADS[d_head](built, d_norm)
+    if d_norm == "spectral":
+        spectral_norm_all_(d)
+    return g, d

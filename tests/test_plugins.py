@@ -1,0 +1,187 @@
+"""Plugins (bench.plugins): components from outside the package, through the package's own registries;
+and a CLI that starts without torch and ends quietly when its reader leaves."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import losses
+import models
+from bench import plugins
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "fgan_kl.py"
+BENCH = str(Path(sys.executable).parent / "bench")
+
+
+def bench(*args, env=None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([BENCH, *map(str, args)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})}, **kw)
+
+
+def test_the_parser_is_built_without_torch_or_the_scientific_stack():
+    code = ("import sys; from bench.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'numpy', 'pandas', 'optuna', 'ray', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
+
+
+def test_registries_list_names_without_importing_components():
+    code = ("import sys, losses, models; n = losses.names(), models.names(); "
+            "print(len(n[0]), len(n[1]), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == ["10", "4", "False"]
+
+
+def test_every_builtin_loss_and_arch_loads_and_passes_its_contract():
+    for name in losses.names():
+        cls = losses.loss_class(name)
+        assert cls.name == name and losses.origin(name).startswith("losses.")
+    for name in models.names():
+        models.check(name, models.builder(name))
+
+
+def test_a_plugin_loss_is_registered_hashed_and_loaded_once():
+    p = plugins.load(str(EXAMPLE))
+    assert p.name == "fgan_kl.py" and p.sha256 == hashlib.sha256(EXAMPLE.read_bytes()).hexdigest()
+    assert plugins.load(str(EXAMPLE)) is p  # idempotent: a second --plugin of the same file is a no-op
+    assert "fgan-kl" in losses.names() and {"name": p.name, "sha256": p.sha256} in plugins.records()
+    import torch
+
+    loss = losses.get("fgan-kl")
+    real, fake = torch.zeros(4), torch.zeros(4)
+    # v = 0 everywhere: L_D = -0 + e^-1, L_G = 0 (Nowozin et al. 2016, KL row of Table 6)
+    assert loss.d_loss(real, fake).item() == pytest.approx(float(torch.exp(torch.tensor(-1.0))))
+    assert loss.g_loss(fake).item() == 0.0
+
+
+# Each source follows 6 lines that register a good loss first (so the line numbers below are 6 more).
+BROKEN = {
+    "missing import": ("import losses\nimport no_such_module_here\n", "ModuleNotFoundError at line 8"),
+    "syntax": ("x = (\n", "syntax error at line 1"),
+    "raises": ("import losses\n\n\nraise RuntimeError('boom')\n", "RuntimeError at line 10: boom"),
+    "duplicate": ("import losses\n@losses.register('ns')\nclass X(losses.Loss):\n    pass\n",
+                  "loss 'ns' is registered twice"),
+    "contract": ("import losses\n@losses.register('half-{n}')\nclass X(losses.Loss):\n    published = {{'lr': 1}}\n",
+                 "published must have keys"),
+    "no objectives": ("import losses\n@losses.register('empty-{n}')\nclass X(losses.Loss):\n"
+                      "    published = {{'lr': 1e-4, 'beta1': 0.5, 'n_disc': 1, 'd_norm': 'none'}}\n",
+                      "must define d_loss"),
+    "arch contract": ("import models\n@models.register('flat-{n}')\nclass A:\n    def generator(self, z): pass\n",
+                      "must define discriminator, encoder, decoder"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_a_broken_plugin_is_one_line_and_registers_nothing(tmp_path, case):
+    source, expected = BROKEN[case]
+    path = tmp_path / f"broken_{case.replace(' ', '_')}.py"
+    # a good registration before the failure must be rolled back with the rest
+    path.write_text("import losses\n@losses.register('first-{n}')\nclass Ok(losses.Loss):\n"
+                    "    published = {{'lr': 1e-4, 'beta1': 0.5, 'n_disc': 1, 'd_norm': 'none'}}\n"
+                    "    def d_loss(self, r, f): return r.mean()\n    def g_loss(self, f, r=None): return f.mean()\n"
+                    .format(n=case.replace(" ", "-")) + source.format(n=case.replace(" ", "-"))
+                    if case not in ("syntax",) else source)
+    before = (losses.names(), models.names())
+    with pytest.raises(plugins.PluginError) as e:
+        plugins.load(str(path))
+    msg = str(e.value)
+    assert msg.startswith(f"plugin {path}: ") and expected in msg and "\n" not in msg
+    assert (losses.names(), models.names()) == before
+    assert not any(m.startswith(f"gan_bench_plugin_{path.stem}") for m in sys.modules)
+
+
+def test_the_cli_refuses_a_broken_plugin_with_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import losses\n\nraise ValueError('no')\n")
+    for args, env in ((["--plugin", bad, "list"], None), (["list", f"--plugin={bad}"], None),
+                      (["list"], {plugins.ENV: str(bad)}), (["--plugin", tmp_path / "absent.py", "list"], None),
+                      (["--plugin", "no_such.module", "list"], None)):
+        r = bench(*args, env=env)
+        assert r.returncode == 2 and r.stdout == "", (args, r.stderr)
+        assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith("bench: error: plugin "), r.stderr
+        assert "Traceback" not in r.stderr
+
+
+def test_plugins_from_the_flag_the_environment_and_entry_points(tmp_path):
+    # an installed package's entry point (a .dist-info on the path is what pip leaves behind)
+    pkg = tmp_path / "site" / "mylosses"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(EXAMPLE.read_text().replace('@losses.register("fgan-kl")\n', ""))
+    dist = tmp_path / "site" / "mylosses-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mylosses\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[gan_bench.losses]\nkl-from-ep = mylosses:FGanKL\n")
+    env = {"PYTHONPATH": str(tmp_path / "site")}
+    r = bench("list", "losses", env=env)
+    assert r.returncode == 0 and "kl-from-ep" in r.stdout and "fgan-kl" not in r.stdout, r.stderr
+    r = bench("list", "losses", env={plugins.ENV: str(EXAMPLE)})
+    assert r.returncode == 0 and "fgan-kl" in r.stdout
+    r = bench("--plugin", EXAMPLE, "list", "plugins")
+    assert r.returncode == 0 and "fgan_kl.py sha256 " + hashlib.sha256(EXAMPLE.read_bytes()).hexdigest()[:12] in r.stdout
+
+
+def test_a_study_keeps_its_plugin_source_and_a_worker_loads_it_without_the_file(tmp_path):
+    # what a Ray worker on another node does: import the plugin from the study's stored source
+    src = tmp_path / "gone.py"
+    src.write_text(EXAMPLE.read_text().replace('"fgan-kl"', '"kl-travelled"'))
+    code = textwrap.dedent(f"""
+        import json, sys
+        from bench import plugins
+        p = plugins.load({str(src)!r})
+        print(json.dumps(plugins.travel()))
+    """)
+    travelled = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    src.unlink()  # the worker's node never had the file
+    code = textwrap.dedent(f"""
+        import json, losses
+        from bench import plugins
+        plugins.ensure(json.loads({travelled!r}))
+        plugins.ensure(json.loads({travelled!r}))  # once per process
+        print(losses.loss_class("kl-travelled").published["lr"], plugins.loaded()[0].path)
+    """)
+    env = {**os.environ, "GAN_BENCH_CACHE": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.split()
+    sha = json.loads(travelled)[0]["sha256"]
+    assert out == ["0.0002", str(tmp_path / "cache" / "plugins" / sha / "gone.py")]
+    # the same name with other code is refused: a study resumes only under the code it started with
+    (tmp_path / "gone.py").write_text("# other code\n")
+    code = textwrap.dedent(f"""
+        import json
+        from bench import plugins
+        plugins.load({str(tmp_path / 'gone.py')!r})
+        plugins.ensure(json.loads({travelled!r}))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode != 0 and "its code changed since the study started" in r.stderr
+
+
+def test_bench_train_records_the_plugin_and_refuses_to_resume_under_other_code(tmp_path):
+    plugin = tmp_path / "kl.py"
+    plugin.write_text(EXAMPLE.read_text())
+    out = tmp_path / "run"
+    args = ["--plugin", plugin, "train", "--loss", "fgan-kl", "--steps", "20", "--batch-size", "64", "--out", out]
+    r = bench(*args)
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["plugins"] == [{"name": "kl.py", "sha256": hashlib.sha256(plugin.read_bytes()).hexdigest()}]
+    plugin.write_text(EXAMPLE.read_text() + "# edited\n")
+    before = sorted(p.name for p in out.rglob("*"))
+    r = bench(*args[:-2], "--steps", "40", "--out", out)
+    assert r.returncode == 2 and "holds another run (differs in plugins" in r.stderr
+    assert sorted(p.name for p in out.rglob("*")) == before
+
+
+def test_a_printing_command_ends_quietly_when_its_reader_leaves():
+    # `bench list | head -c 0`: the pipe is closed before bench writes
+    p = subprocess.Popen([BENCH, "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=120) == 0 and err == "", err
