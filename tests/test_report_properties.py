@@ -149,6 +149,11 @@ def write_input(df: pd.DataFrame, spec: dict, root: Path) -> Path:
         return path
     where = root / "in" / ("study" if spec["format"] == "study" else "")
     where.mkdir(parents=True)
+    # Parquet columns have one type: a score column holding 'n/a' is a text column in a user's file.
+    for c in df.columns[df.dtypes == object]:
+        values = df[c].dropna()
+        if values.map(type).nunique() > 1:
+            df = df.assign(**{c: df[c].map(lambda v: v if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))})
     df.to_parquet(where / "results.parquet" if spec["format"] == "study" else where / "t.parquet", index=False)
     return where if spec["format"] == "study" else where / "t.parquet"
 
