@@ -4,7 +4,11 @@ Every dataset lives in memory, images as one uint8 tensor [N, C, H, W] (so a who
 to a GPU with ``Dataset.to``), mixtures as their centres and std. Batches are drawn by indexing
 (``Dataset.sample``), never through a DataLoader.
 
-Names (see ``names()``):
+What gan-bench knows about each dataset (resolutions, training length, default metrics and samples,
+primary metric, modes, default arch and space) is its registration: ``describe(name)``, see
+:mod:`bench.data.registry`. A plugin adds a dataset with ``@register(name, kind=..., ...)`` on its loader.
+
+Names (see ``names()``, or ``bench list datasets``):
 
 - ``ring8``, ``grid25``: 2-D Gaussian mixtures (8 on a circle of radius 2, std 0.02; 5x5 grid at
   {-4,-2,0,2,4}^2, std 0.05). ``real(n)`` draws a fixed, split-dependent set of points.
@@ -30,17 +34,15 @@ from the same directory is still used.
 """
 from __future__ import annotations
 
-from bench.data import files as _files  # noqa: F401  (registers mnist, fashion-mnist, cifar10, celeba, folder)
-from bench.data import synthetic as _synthetic  # noqa: F401  (registers ring8, grid25, digits, polygons)
-from bench.data.core import (CACHE_VERSION, DEFAULT_CACHE, DEFAULT_ROOT, ENV_CACHE, ENV_ROOT,
-                             FOLDER_RESOLUTION_RANGE, NATIVE_RESOLUTION, RESOLUTIONS, SPLITS, Dataset, Request,
-                             cache_dir, data_root, get, kind_of, names, register)
+from bench.data.core import (CACHE_VERSION, DEFAULT_CACHE, DEFAULT_ROOT, ENV_CACHE, ENV_ROOT, SPLITS, Dataset, Request,
+                             cache_dir, data_root, get, images_dataset)
 from bench.data.files import CELEBA_CROP, IMAGE_EXTENSIONS, RESIZE, TENSOR_RESIZE, RestrictedUnpickler
+from bench.data.registry import KIND_DEFAULTS, DatasetInfo, Modes, default_metrics, describe, kind_of, names, register
 from bench.data.synthetic import DIGITS_COUNT, MIXTURES, POLYGONS
 
 __all__ = [
-    "get", "kind_of", "names", "register", "Dataset", "Request", "data_root", "cache_dir",
-    "SPLITS", "NATIVE_RESOLUTION", "RESOLUTIONS", "FOLDER_RESOLUTION_RANGE", "RESIZE", "TENSOR_RESIZE",
+    "get", "describe", "kind_of", "names", "register", "default_metrics", "Dataset", "DatasetInfo", "Modes",
+    "Request", "images_dataset", "data_root", "cache_dir", "KIND_DEFAULTS", "SPLITS", "RESIZE", "TENSOR_RESIZE",
     "CELEBA_CROP", "IMAGE_EXTENSIONS", "MIXTURES", "POLYGONS", "DIGITS_COUNT", "CACHE_VERSION",
     "ENV_ROOT", "ENV_CACHE", "DEFAULT_ROOT", "DEFAULT_CACHE", "RestrictedUnpickler",
 ]

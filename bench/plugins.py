@@ -5,7 +5,7 @@
 
 A plugin is a Python file or an importable module that registers components with the package's own
 registration calls: ``@losses.register("name")``, ``@models.register("name")``,
-``bench.datasets.register(...)``, ``bench.metrics.register_metric(...)``. Installed packages can
+``@bench.datasets.register(name, kind=...)``, ``bench.metrics.register_metric(...)``. Installed packages can
 publish plugins through entry points: group ``gan_bench.plugins`` (a module, imported like
 ``--plugin MODULE``), or ``gan_bench.losses`` / ``gan_bench.archs`` (a ``Loss`` subclass or an
 architecture, registered under the entry point's name).
@@ -260,8 +260,8 @@ def _tables() -> dict[str, dict]:
     from losses import registry as loss_registry
 
     import models
+    from bench.data import registry as data
 
-    tables = {"losses": loss_registry._REGISTRY, "loss-origins": loss_registry._ORIGIN, "archs": models._ARCHS,
-              "arch-origins": models._ORIGIN, "metrics": metrics._METRICS, "extractors": metrics._EXTRACTORS}
-    data = sys.modules.get("bench.data.core")  # imports torch: only a plugin that registers a dataset loads it
-    return {**tables, "datasets": data._REGISTRY} if data is not None else tables
+    return {"losses": loss_registry._REGISTRY, "loss-origins": loss_registry._ORIGIN, "archs": models._ARCHS,
+            "arch-origins": models._ORIGIN, "metrics": metrics._METRICS, "extractors": metrics._EXTRACTORS,
+            "datasets": data._REGISTRY}

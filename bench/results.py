@@ -95,11 +95,17 @@ class Ledger:
             self.upload(buf.getvalue())
 
 
-# Scores a row keeps from a trial's last checkpoint (besides primary/primary_best and fid_best).
-LAST_SCORES = ("fid", "w1", "kid", "precision", "recall", "modes", "hq_fraction", "mode_kl")
-# Every column a row takes from its trial's scores.jsonl (``bench rescore`` replaces these with its own).
-SCORE_COLUMNS = ("primary_metric", "primary", "primary_best", "fid_best", "best_step", *LAST_SCORES,
-                 "extractor", "n_samples")
+def last_scores() -> tuple[str, ...]:
+    """Scores a row keeps from a trial's last checkpoint (besides primary/primary_best and fid_best): the
+    columns each registered metric declares (``register_metric(columns=)``), a plugin's included."""
+    from bench.metrics.registry import result_columns
+
+    return result_columns()
+
+
+def score_columns() -> tuple[str, ...]:
+    """Every column a row takes from its trial's scores.jsonl (``bench rescore`` replaces these with its own)."""
+    return ("primary_metric", "primary", "primary_best", "fid_best", "best_step", *last_scores(), "extractor", "n_samples")
 
 
 def primary_of(row: Any) -> tuple[str, float]:

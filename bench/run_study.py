@@ -24,7 +24,7 @@ from bench.errors import UsageError
 from bench.io import atomic_write_bytes, atomic_write_json, file_in_the_way
 from bench.results import RESULTS, Ledger, from_bytes, objective, primary_of
 from bench.storage import StudyPlace
-from bench.study import DEFAULT_ARCH, Study, TrialSpec, cells, make_trial, sample_configs, train_length
+from bench.study import Study, TrialSpec, cells, make_trial, sample_configs, train_length
 
 STUDY = "study.json"
 LOCK = ".driver.lock"
@@ -45,11 +45,6 @@ def data_info(study: Study) -> dict[str, DataInfo]:
         ds = datasets.get(name, root=root, resolution=res)
         out[name] = DataInfo(ds.n, ds.spec)
     return out
-
-
-def arch_of(study: Study) -> dict[str, str]:
-    """Each dataset's default arch (by its kind; the data is not loaded)."""
-    return {d: DEFAULT_ARCH[datasets.kind_of(d)] for d in study.datasets}
 
 
 def validate(study: Study) -> dict[str, DataInfo]:
@@ -73,18 +68,17 @@ def validate(study: Study) -> dict[str, DataInfo]:
         need(loss in losses.names(), f"unknown loss '{loss}'; known: {', '.join(losses.names())} (or all)")
     for arch in study.archs or []:
         need(arch in models.names(), f"unknown arch '{arch}'; known: {', '.join(models.names())}")
-    from bench.metrics import extractor_names, metric_names
+    from bench.metrics import extractor_names, registry
 
     fe = study.base.get("feature_extractor")
     need(fe is None or fe in extractor_names(), f"unknown feature extractor '{fe}'; known: {', '.join(extractor_names())}")
     fw = study.base.get("fe_weights")
     need(fw is None or Path(fw).is_file(), f"--fe-weights {fw}: no such file")
 
-    for m in study.metrics:
-        need(m in metric_names(), f"unknown metric '{m}'; known: {', '.join(metric_names())}")
+    registry.check_metrics(study.metrics)  # names, or "default": the dataset's
     need(study.eval_samples is None or study.eval_samples >= 1, f"--samples must be a positive integer, got {study.eval_samples}")
     info = data_info(study)
-    for cell in cells(study, arch_of(study)):
+    for cell in cells(study):
         try:
             models.build(cell.arch, info[cell.dataset].spec, study.base.get("z_dim", 64), "none",
                          losses.loss_class(cell.loss).d_head)
@@ -165,7 +159,7 @@ def _length(study: Study, info: dict[str, DataInfo], dataset: str) -> int:
 
 def search_trials(study: Study, info: dict[str, DataInfo]) -> list[TrialSpec]:
     out = []
-    for cell in cells(study, arch_of(study)):
+    for cell in cells(study):
         steps = _length(study, info, cell.dataset)
         for cid, hp in enumerate(sample_configs(study, cell, study.budget)):
             out.append(make_trial(study, cell, "search", cid, 0, hp, steps))
@@ -195,7 +189,7 @@ def seed_trials(study: Study, info: dict[str, DataInfo], results: pd.DataFrame) 
     if study.seeds == 0:
         return []
     out = []
-    for cell in cells(study, arch_of(study)):
+    for cell in cells(study):
         rows = results[(results["dataset"] == cell.dataset) & (results["loss"] == cell.loss)
                        & (results["arch"] == cell.arch) & (results["phase"] == "search")]
         if len(rows) < study.budget:
@@ -259,7 +253,7 @@ def _execute(place: StudyPlace, study: Study, info: dict[str, DataInfo], resourc
     ledger = Ledger(study_dir, functools.partial(place.remote.write, RESULTS) if place.remote else None)
     root = place.trials_root
     search = search_trials(study, info)
-    total = {c.key: study.budget + study.seeds for c in cells(study, arch_of(study))}
+    total = {c.key: study.budget + study.seeds for c in cells(study)}
     init_ray(address, verbose)
     try:
         with Progress(total, live=live) as progress:
@@ -289,7 +283,7 @@ def _run_tpe(study: Study, info: dict[str, DataInfo], search: list[TrialSpec], l
     done = ledger.trial_ids()
     run_trials([s for s in search if s.config_id == 0 and s.trial_id not in done], study.name, study_dir, ledger,
                resources, verbose, progress, study.early_stop, trials_root=trials_root)
-    for cell in cells(study, arch_of(study)):
+    for cell in cells(study):
         df = ledger.frame()
         rows = df[(df["dataset"] == cell.dataset) & (df["loss"] == cell.loss) & (df["arch"] == cell.arch)
                   & (df["phase"] == "search")]
@@ -314,7 +308,7 @@ def status_table(where: Path | StudyPlace) -> pd.DataFrame:
 def cell_status(study: Study, df: pd.DataFrame) -> pd.DataFrame:
     """``status_table`` of a loaded study and its results (pure)."""
     rows = []
-    for cell in cells(study, arch_of(study)):
+    for cell in cells(study):
         sub = df[(df["dataset"] == cell.dataset) & (df["loss"] == cell.loss) & (df["arch"] == cell.arch)]
         for phase, expected in (("search", study.budget), ("seeds", study.seeds)):
             p = sub[sub["phase"] == phase]

@@ -30,7 +30,7 @@ from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any, Callable  # noqa: E402
 
 from bench.errors import STORAGE_ERRNOS, UsageError, storage_errno  # noqa: E402
-from bench.results import LAST_SCORES, Ledger, finite_or_nan, objective  # noqa: E402
+from bench.results import Ledger, last_scores, finite_or_nan, objective  # noqa: E402
 from bench.study import TrialSpec  # noqa: E402
 
 if TYPE_CHECKING:
@@ -58,13 +58,14 @@ def summarize(run_dir: Path) -> dict[str, Any]:
     from bench.io import read_jsonl
 
     rows = read_jsonl(run_dir / SCORES)
-    out: dict[str, Any] = {**dict.fromkeys(LAST_SCORES, math.nan), "fid_best": math.nan, "primary_metric": None,
+    columns = last_scores()
+    out: dict[str, Any] = {**dict.fromkeys(columns, math.nan), "fid_best": math.nan, "primary_metric": None,
                            "primary": math.nan, "primary_best": math.nan, "best_step": None, "checkpoint_best": None,
                            "extractor": None, "n_samples": None}
     if not rows:
         return out
     last = rows[-1]
-    out.update({k: finite_or_nan(last.get(k)) for k in LAST_SCORES})
+    out.update({k: finite_or_nan(last.get(k)) for k in columns})
     fids = [finite_or_nan(r.get("fid")) for r in rows]
     out["fid_best"] = min((f for f in fids if math.isfinite(f)), default=math.nan)
 
@@ -224,7 +225,7 @@ def make_row(study: str, spec: TrialSpec, result: dict[str, Any], status: str, e
         "trial_id": spec.trial_id, "config_id": spec.config_id, "replicate": spec.replicate,
         "seed": spec.config["seed"], "status": status, "steps": result.get("step"),
         "primary_metric": result.get("primary_metric"),
-        **{k: finite_or_nan(result.get(k)) for k in ("primary", "primary_best", "fid_best", *LAST_SCORES)},
+        **{k: finite_or_nan(result.get(k)) for k in ("primary", "primary_best", "fid_best", *last_scores())},
         "best_step": result.get("best_step"),
         "checkpoint": result.get("checkpoint"),
         "checkpoint_best": f"{TRIALS}/{spec.trial_id}/{ck_best}" if ck_best else None,

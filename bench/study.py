@@ -25,31 +25,25 @@ PHASES = ("search", "seeds")
 SEARCHES = ("random", "tpe")
 EARLY_STOPS = ("none", "asha")
 
-# Lucic et al. 2018 training length in epochs (checkpoint every 5 epochs); CPU-sized steps elsewhere.
-EPOCHS = {"mnist": 20, "fashion-mnist": 20, "cifar10": 100, "celeba": 40, "polygons": 20}
-# Measured with benchmarks/default_lengths.py (README, "Default training lengths"): on ring8 the best of 4
-# configs of ns and of wgan-gp (mixtures-2d) covers 8 of 8 modes by 2,000 steps; on grid25 the best of 3
-# wgan-gp configs covers 25 of 25 at 14,000 (18 at 12,000), ns's best 11 at 16,000 (a floor for ns). On
-# digits (lucic-wide, batch 64) the best of 3 configs of each reaches FID < 5 by 1,500 steps (ns's config 0
-# is at FID 223 at 1,000). stacked-digits: wgan-gp's published config covers 996 of 1,000 modes from 1,000
-# steps; the best of 2 ns configs 137 at 1,000 and 846 at 2,000, still rising: 2,000 is a floor for ns.
-STEPS = {"ring8": 2000, "grid25": 14000, "digits": 2000, "stacked-digits": 2000}
-DEFAULT_ARCH = {"points": "mlp", "images": "infogan"}
-# Lucic's ranges were tuned for images; at their learning rates and batch 64 no loss learns ring8's
-# modes in 5,000 steps (README, "Default training lengths"), so 2-D data has its own default space.
-DEFAULT_SPACE = {"points": "mixtures-2d", "images": "lucic-wide"}
 
 
 def default_space(datasets: list[str]) -> str:
-    """The search space a study of ``datasets`` uses when none is given: one per data kind; datasets
-    of both kinds in one study have no common default (UsageError: give ``--space``)."""
-    from bench.datasets import kind_of  # importing bench.datasets registers the datasets
+    """The search space a study of ``datasets`` uses when none is given (each dataset's registration
+    names one); datasets with different defaults have no common one (UsageError: give ``--space``)."""
+    from bench.data.registry import describe
 
-    spaces = {d: DEFAULT_SPACE[kind_of(d)] for d in datasets}
+    spaces = {d: describe(d).space for d in datasets}
     if len(set(spaces.values())) > 1:
         listed = ", ".join(f"{d}: {sp}" for d, sp in spaces.items())
         raise UsageError(f"these datasets have different default search spaces ({listed}); give --space")
     return next(iter(spaces.values()))
+
+
+def default_arch(dataset: str) -> str:
+    """The architecture a study or ``bench train`` uses on ``dataset`` when none is given."""
+    from bench.data.registry import describe
+
+    return describe(dataset).arch
 
 
 @dataclass
@@ -59,13 +53,13 @@ class Study:
     name: str
     datasets: list[str]
     losses: list[str]
-    archs: list[str] | None = None  # None: mlp for 2-D data, infogan for images
+    archs: list[str] | None = None  # None: each dataset's default (mlp for 2-D data, infogan for images)
     budget: int = 100
     space: dict[str, Any] = field(default_factory=dict)  # the loaded space, as data (a snapshot)
     search: str = "random"
     early_stop: str = "none"
     seeds: int = 10
-    steps: int | None = None  # None: per-dataset default (EPOCHS / STEPS)
+    steps: int | None = None  # None: the dataset's training length (its registration: epochs or steps)
     epochs: float | None = None
     eval_every: int | None = None  # None: 5 evaluation points per trial (Lucic: every 5 epochs)
     metrics: list[str] = field(default_factory=list)  # empty: the dataset's defaults (bench.metrics)
@@ -123,12 +117,12 @@ def derive_seed(*parts: Any) -> int:
     return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
 
 
-def cells(study: Study, arch_of: dict[str, str]) -> list[Cell]:
-    """The grid, in a fixed order. ``arch_of`` maps a dataset to its default arch (by kind)."""
+def cells(study: Study) -> list[Cell]:
+    """The grid, in a fixed order (``archs`` None: each dataset's default arch)."""
     out = []
     for d in study.datasets:
         for loss in study.losses:
-            for arch in study.archs or [arch_of[d]]:
+            for arch in study.archs or [default_arch(d)]:
                 out.append(Cell(d, loss, arch))
     return out
 
@@ -162,14 +156,18 @@ def sample_configs(study: Study, cell: Cell, n: int) -> list[dict[str, Any]]:
 
 
 def train_length(study: Study, dataset: str, n_train: int | None, batch_size: int) -> int:
+    """Generator steps of a trial: ``--steps``, else ``--epochs`` or the dataset's registered epochs
+    (ceil(epochs x training images / batch)), else its registered steps."""
+    from bench.data.registry import describe
+
     if study.steps is not None:
         return study.steps
-    epochs = study.epochs if study.epochs is not None else EPOCHS.get(dataset)
+    epochs = study.epochs if study.epochs is not None else describe(dataset).epochs
     if epochs is not None:
         if n_train is None:
             raise UsageError(f"--epochs needs a dataset of finite size; {dataset} is sampled fresh, use --steps")
         return max(1, math.ceil(epochs * n_train / batch_size))
-    return STEPS.get(dataset, 1000)
+    return describe(dataset).steps
 
 
 def make_trial(study: Study, cell: Cell, phase: str, config_id: int, replicate: int, hp: dict[str, Any],

@@ -27,18 +27,17 @@ SYNTH_COUNT = 16_384
 
 def register_synthetic() -> None:
     """Register ``bench-rgb`` (idempotent)."""
-    from bench.data import core
+    from bench import datasets
 
-    if SYNTH in core._REGISTRY:
+    if SYNTH in datasets.names():
         return
-    core.NATIVE_RESOLUTION[SYNTH] = 64
-    core.RESOLUTIONS[SYNTH] = (64, 32, 16, 28)
 
-    @core.register(SYNTH, kind="images")
+    @datasets.register(SYNTH, kind="images", resolution=64, resolutions=(64, 32, 16, 28),
+                       summary="random pixels, for speed measurements only")
     def _load(req):
         g = torch.Generator().manual_seed(0)
         images = torch.randint(0, 256, (SYNTH_COUNT, 3, req.resolution, req.resolution), generator=g, dtype=torch.uint8)
-        return core.images_dataset(SYNTH, req.split, images, note="random pixels, for speed measurements only")
+        return datasets.images_dataset(SYNTH, req.split, images, note="random pixels, for speed measurements only")
 
 
 def machine() -> str:

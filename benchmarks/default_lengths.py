@@ -46,13 +46,12 @@ def main() -> None:
     p.add_argument("--every", type=int, default=500)
     p.add_argument("--samples", type=int, default=2000)
     p.add_argument("--min-modes", type=int, default=7)
-    p.add_argument("--space", help="search space (default: the dataset's, bench.study.DEFAULT_SPACE)")
+    p.add_argument("--space", help="search space (default: the dataset's registration, bench.datasets.describe)")
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args()
 
     import sweeps
-    from bench.datasets import kind_of  # importing bench.datasets registers the datasets
-    from bench.study import DEFAULT_ARCH, Cell, Study, default_space, make_trial, sample_configs
+    from bench.study import Cell, default_arch, Study, default_space, make_trial, sample_configs
 
     args.space = args.space or default_space([args.dataset])
     # the primary metric is always scored; modes is the secondary column this benchmark reads
@@ -61,7 +60,7 @@ def main() -> None:
                   metrics=["modes"], eval_samples=args.samples)
     jobs = []
     for loss in study.losses:
-        cell = Cell(args.dataset, loss, DEFAULT_ARCH[kind_of(args.dataset)])
+        cell = Cell(args.dataset, loss, default_arch(args.dataset))
         for cid, hp in enumerate(sample_configs(study, cell, args.configs)):
             spec = make_trial(study, cell, "search", cid, 0, hp, args.steps)
             jobs.append({"loss": loss, "config_id": cid, "config": spec.config})

@@ -16,7 +16,7 @@
    one run for theirs), the speed-up and both values.
 4. A whole default score per checkpoint (``Scorer.score``, real side cached) against the training
    time of one evaluation interval at the default study settings: the default length
-   (``bench.study.STEPS``) / 5 steps; ring8 mlp, batch 256; digits infogan, batch 64.
+   (``bench.datasets.describe(name).steps``) / 5 steps; ring8 mlp, batch 256; digits infogan, batch 64.
 Runs offline, in a temporary cache; nothing is downloaded. ``--sections 3,4`` runs only the last two.
 """
 from __future__ import annotations
@@ -187,8 +187,9 @@ def score_vs_training(tmp, device) -> None:
     from bench import datasets
     from bench.config import TrainConfig
     from bench.metrics import Scorer
-    from bench.study import STEPS
     from common import harness_run
+
+    steps = {name: datasets.describe(name).steps for name in ("ring8", "digits")}
 
     print("\n4. a whole default score per checkpoint vs the training time of one evaluation interval")
     g = torch.Generator().manual_seed(2)
@@ -196,10 +197,10 @@ def score_vs_training(tmp, device) -> None:
     pts = ring.centres[torch.randint(8, (10_000,), generator=g)] + 1.3 * ring.std * torch.randn(10_000, 2, generator=g)
     digits = datasets.get("digits").uint8()
     for name, cfg, samples in (
-            ("ring8", TrainConfig(dataset="ring8", arch="mlp", steps=STEPS["ring8"] // 5, batch_size=256, log_every=100,
-                                  ckpt_every=STEPS["ring8"] // 5, device=str(device)), pts),
-            ("digits", TrainConfig(dataset="digits", arch="infogan", steps=STEPS["digits"] // 5, log_every=100,
-                                   ckpt_every=STEPS["digits"] // 5, device=str(device)), digits)):
+            ("ring8", TrainConfig(dataset="ring8", arch="mlp", steps=steps["ring8"] // 5, batch_size=256, log_every=100,
+                                  ckpt_every=steps["ring8"] // 5, device=str(device)), pts),
+            ("digits", TrainConfig(dataset="digits", arch="infogan", steps=steps["digits"] // 5, log_every=100,
+                                   ckpt_every=steps["digits"] // 5, device=str(device)), digits)):
         scorer = Scorer(name, device=device)
         t_score, out = best(lambda: scorer.score(samples), 3)
         interval = harness_run(cfg, tmp / f"train-{name}")["loop_s"]  # the training loop alone

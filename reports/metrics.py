@@ -35,7 +35,8 @@ PRIMARY = "primary"
 
 def orientation(metric: str, table: pd.DataFrame | None = None) -> tuple[int, bool]:
     """(sign, known): sign +1 when lower is better, from the metric's registration
-    (``bench.metrics.registry``). Unknown metrics are taken as lower-better. ``primary`` takes the
+    (``bench.metrics.registry``; ``check`` refuses a metric no registration knows: the Python API takes it
+    as lower-better and says so in the notes). ``primary`` takes the
     orientation of the primary metrics the table names (``check`` refuses a mix)."""
     from bench.metrics.registry import lower_is_better
 
@@ -83,12 +84,16 @@ def check(table: pd.DataFrame, metric: str, where: str = "the results") -> None:
                          f"(need {', '.join(REQUIRED)} and the metric column '{metric}')")
     if table.empty:
         raise UsageError(f"{where} hold no rows")
-    if metric == PRIMARY:
-        from bench.metrics.registry import lower_is_better
+    from bench.metrics.registry import lower_is_better
 
-        names = primary_metrics(table)
-        if not names:
-            raise UsageError(f"{where} record no primary metric (studies made before primary metrics); use --metric fid")
+    names = primary_metrics(table) if metric == PRIMARY else [metric.removesuffix("_best")]
+    if metric == PRIMARY and not names:
+        raise UsageError(f"{where} record no primary metric (studies made before primary metrics); use --metric fid")
+    unknown = [m for m in names if lower_is_better(m) is None]
+    if unknown:  # a verdict in the wrong direction is worse than none
+        raise UsageError(f"{where}: no registered metric produces {unknown[0]!r}, so which way is better is unknown; "
+                         "load the plugin that registers it (--plugin FILE; `bench list metrics`)")
+    if metric == PRIMARY:
         if len({lower_is_better(m) is not False for m in names}) > 1:
             raise UsageError(f"{where}: the datasets' primary metrics ({', '.join(names)}) disagree on which way is "
                              "better; report one metric with --metric")

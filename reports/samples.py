@@ -64,14 +64,14 @@ def _generate(path: str, seed: int = 0):
     real, label = None, ""
     try:
         from bench import datasets
-        from bench.metrics.defaults import DEFAULTS
         from bench.metrics.modes import mixture_modes
 
         ds = datasets.get(cfg.dataset, root=cfg.data_root, resolution=cfg.resolution)
         real = ds.real(N_POINTS).cpu().numpy()
-        m = mixture_modes(x, ds.centres, ds.std, radius_std=DEFAULTS["mode_radius_std"],
-                          min_fraction=DEFAULTS["mode_min_fraction"])
-        label = f", {m['modes']}/{m['modes_total']} modes"
+        rule = datasets.describe(cfg.dataset).modes
+        if rule is not None and rule.by == "mixture":
+            m = mixture_modes(x, ds.centres, ds.std, radius_std=rule.radius_std, min_fraction=rule.min_fraction)
+            label = f", {m['modes']}/{m['modes_total']} modes"
     except Exception:  # noqa: BLE001  (the scatter is still useful without the real points or a mode count)
         pass
     return "points", x.numpy(), real, cfg, label

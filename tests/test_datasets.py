@@ -32,10 +32,15 @@ def cache(tmp_path, monkeypatch) -> Path:
 def test_names_and_constants():
     assert D.names() == ["celeba", "cifar10", "digits", "fashion-mnist", "folder:PATH", "grid25", "mnist",
                          "polygons", "ring8", "stacked-digits"]
-    images = {n for n in D.names() if n not in ("ring8", "grid25")}
-    assert {n.replace(":PATH", "") for n in images} == set(D.NATIVE_RESOLUTION)
-    for name, allowed in D.RESOLUTIONS.items():
-        assert allowed[0] == D.NATIVE_RESOLUTION[name]
+    for name in D.names():  # every registration is complete: the other layers read these fields
+        d = D.describe(name)
+        assert d.kind == D.kind_of(name) and (d.epochs is None) != (d.steps is None)
+        assert d.samples > 0 and d.extractor and d.primary and d.arch and d.space and d.metrics
+        if d.kind == "images":
+            assert d.resolution_range or d.resolutions[0] == d.resolution
+        else:
+            assert d.resolution is None and d.extractor == "identity"
+    assert {n for n in D.names() if D.describe(n).modes} == {"ring8", "grid25", "digits", "stacked-digits"}
 
 
 def test_usage_errors():

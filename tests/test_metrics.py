@@ -205,14 +205,15 @@ def test_stacked_digits_modes():
 
 
 def test_class_modes_threshold():
-    from bench.metrics.modes import CLASS_MODES, class_modes
+    from bench.datasets import Modes, describe
+    from bench.metrics.modes import class_modes
 
     classes = torch.tensor([[0, 0, 0]] * 999 + [[1, 2, 3]])  # one sample in triple 123
     uniform = torch.full((1000,), 1e-3, dtype=torch.float64)
-    assert class_modes(classes, uniform, min_fraction=CLASS_MODES["stacked-digits"]["min_fraction"])["modes"] == 2
+    assert class_modes(classes, uniform, min_fraction=describe("stacked-digits").modes.min_fraction)["modes"] == 2
     assert class_modes(classes, uniform, min_fraction=0.01)["modes"] == 1
     # digits keeps its 1% rule and KL to the data's class frequencies
-    assert CLASS_MODES["digits"] == {"min_fraction": 0.01, "kl_to": "data"}
+    assert describe("digits").modes == Modes("classes", min_fraction=0.01, kl_to="data")
     assert class_modes(torch.tensor([[3]] * 5), torch.full((10,), 0.1), min_fraction=0.01) == {
         "modes": 1, "modes_total": 10, "mode_kl": pytest.approx(math.log(10))}
 
@@ -569,10 +570,10 @@ def test_reference_cache_holds_both_knn_radii(tmp_path, monkeypatch):
 
 
 def test_2d_defaults_leave_kid_opt_in():
-    from bench.metrics import default_metrics
+    from bench.datasets import default_metrics
 
-    assert default_metrics("ring8", "points") == ["w1", "fid", "prc", "dc", "modes"]
-    assert "kid" in default_metrics("digits", "images")
+    assert default_metrics("ring8") == ["w1", "fid", "prc", "dc", "modes"]
+    assert "kid" in default_metrics("digits")
     x = datasets.get("ring8", split="train").real(300)
     out = score_samples(x, "ring8")
     assert "kid" not in out and "kid" not in out["provenance"]["metrics"]

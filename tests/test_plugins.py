@@ -15,6 +15,8 @@ import pytest
 import losses
 import models
 from bench import plugins
+from bench.data import registry as datasets
+from bench.metrics import registry as metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "fgan_kl.py"
@@ -76,6 +78,15 @@ BROKEN = {
                       "must define d_loss"),
     "arch contract": ("import models\n@models.register('flat-{n}')\nclass A:\n    def generator(self, z): pass\n",
                       "must define discriminator, encoder, decoder"),
+    "dataset contract": ("from bench.data import registry as D\nD.register('img-{n}', 'm:f', kind='images')\n",
+                         "image dataset 'img-dataset-contract' must declare its native resolution"),
+    "dataset duplicate": ("from bench.data import registry as D\nD.register('ring8', 'm:f', kind='points')\n",
+                          "dataset 'ring8' registered twice"),
+    "dataset field": ("from bench.data import registry as D\nD.register('good-{n}', 'm:f', kind='points')\n"
+                      "D.register('bad-{n}', 'm:f', kind='points', epocs=3)\n", "unknown fields ['epocs']"),
+    "metric key clash": ("from bench.metrics import register_metric\nregister_metric('ok-{n}', 'm:f', needs='samples', "
+                         "keys=('mine-{n}',))\nregister_metric('fid2-{n}', 'm:f', needs='features', keys=('fid',))\n",
+                         "key 'fid' is already produced by metric 'fid'"),
 }
 
 
@@ -89,12 +100,13 @@ def test_a_broken_plugin_is_one_line_and_registers_nothing(tmp_path, case):
                     "    def d_loss(self, r, f): return r.mean()\n    def g_loss(self, f, r=None): return f.mean()\n"
                     .format(n=case.replace(" ", "-")) + source.format(n=case.replace(" ", "-"))
                     if case not in ("syntax",) else source)
-    before = (losses.names(), models.names())
+    registered = lambda: (losses.names(), models.names(), datasets.names(), metrics.metric_names())  # noqa: E731
+    before = registered()
     with pytest.raises(plugins.PluginError) as e:
         plugins.load(str(path))
     msg = str(e.value)
     assert msg.startswith(f"plugin {path}: ") and expected in msg and "\n" not in msg
-    assert (losses.names(), models.names()) == before
+    assert registered() == before
     assert not any(m.startswith(f"gan_bench_plugin_{path.stem}") for m in sys.modules)
 
 
@@ -185,3 +197,60 @@ def test_a_printing_command_ends_quietly_when_its_reader_leaves():
     p.stdout.close()
     err = p.stderr.read()
     assert p.wait(timeout=120) == 0 and err == "", err
+
+
+DATASET_PLUGIN, METRIC_PLUGIN = ROOT / "examples" / "circle16.py", ROOT / "examples" / "energy_distance.py"
+
+
+def test_the_energy_distance_example_is_the_energy_distance():
+    # in a fresh process: the plugin's registration must not leak into the other tests' registries
+    code = textwrap.dedent(f"""
+        import sys, torch
+        from scipy import stats
+        from bench import plugins
+        from bench.metrics import registry
+        plugins.load({str(METRIC_PLUGIN)!r})
+        mod = next(m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == {str(METRIC_PLUGIN.resolve())!r})
+        g = torch.Generator().manual_seed(0)
+        u, v = torch.randn(300, generator=g, dtype=torch.float64), 0.5 + 2 * torch.randn(200, generator=g, dtype=torch.float64)
+        flat = lambda a: torch.stack([a, torch.zeros_like(a)], 1)  # 1-D data as 2-D points
+        print(mod.energy_distance(flat(u), flat(v)), stats.energy_distance(u, v) ** 2, mod.energy_distance(flat(u), flat(u)),
+              registry.lower_is_better("energy"), "energy" in registry.result_columns())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    # in 1-D, 2 E|X-Y| - E|X-X'| - E|Y-Y'| = 2 int (F - G)^2 = scipy's energy_distance squared
+    assert float(out[0]) == pytest.approx(float(out[1]), rel=1e-9) and float(out[0]) > 0.1
+    assert abs(float(out[2])) < 1e-12 and out[3:] == ["True", "True"]
+
+
+def test_a_plugin_dataset_and_metric_through_a_study_and_its_report(tmp_path):
+    """The acceptance of issue 17: a new dataset and a new metric, one plugin file each, used by
+    `bench run` (through Ray) and `bench report` without any change to the package."""
+    both = ["--plugin", DATASET_PLUGIN, "--plugin", METRIC_PLUGIN]
+    r = bench(*both, "run", "--dataset", "circle16", "--losses", "ns,hinge", "--budget", "1", "--seeds", "2",
+              "--steps", "30", "--metrics", "default,energy", "--samples", "300", "--storage", tmp_path, "--name", "s")
+    assert r.returncode == 0, r.stderr
+    study = tmp_path / "s"
+    import pandas as pd
+
+    t = pd.read_parquet(study / "results.parquet")
+    assert len(t) == 6 and set(t["dataset"]) == {"circle16"} and set(t["status"]) == {"ok"}
+    assert set(t["primary_metric"]) == {"w1"}  # the kind's default, from the dataset's registration
+    assert t["energy"].notna().all() and (t["energy"] > 0).all()  # the metric plugin's column
+    assert set(t["modes"]) <= set(range(17))  # its mode definition: a mixture of 16
+    cfg = json.loads(next(study.glob("trials/*/config.json")).read_text())
+    assert [p["name"] for p in cfg["plugins"]] == ["circle16.py", "energy_distance.py"]
+    scores = [json.loads(line) for line in next(study.glob("trials/*/scores.jsonl")).read_text().splitlines()]
+    assert scores[-1]["modes_total"] == 16 and scores[-1]["provenance"]["energy_samples"] == 300
+    # without the metric's plugin the report cannot know which way is better: refused, naming the plugins
+    before = sorted(p.relative_to(study) for p in study.rglob("*"))
+    r = bench("report", study, "--metric", "energy", "--resamples", "100", "--no-samples")
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert "no registered metric produces 'energy'" in r.stderr and "circle16.py, energy_distance.py" in r.stderr
+    assert sorted(p.relative_to(study) for p in study.rglob("*")) == before
+    r = bench(*both, "report", study, "--metric", "energy", "--resamples", "100")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((study / "report" / "report.json").read_text())
+    assert doc["metric"] == "energy" and doc["lower_is_better"] is True and doc["metric_known"] is True
+    assert doc["datasets"] == ["circle16"] and {v["verdict"] for v in doc["verdicts"]} == {"inconclusive"}
+    assert (study / "report" / "samples-00-circle16.png").stat().st_size > 0

@@ -185,10 +185,12 @@ def expected_refusal(t: pd.DataFrame, spec: dict) -> str | None:
         return "lack required column"
     if t.empty:
         return "no rows"
+    names = set(t["primary_metric"].dropna().astype(str)) if metric == "primary" else {metric}
+    if metric == "primary" and not names:
+        return "no primary metric"
+    if names - set(LOWER) - set(HIGHER):  # an orientation no registration gives
+        return "no registered metric"
     if metric == "primary":
-        names = set(t["primary_metric"].dropna().astype(str))
-        if not names:
-            return "no primary metric"
         if names & set(HIGHER) and names - set(HIGHER):
             return "disagree"
     if not set(t["phase"].astype(str)) <= {"search", "seeds"} or not set(t["status"].astype(str)) <= {"ok", "diverged", "failed"}:

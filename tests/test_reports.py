@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from bench.errors import UsageError
 from reports import analysis as A
 from reports import budget as Bu
 from reports import metrics as M
@@ -462,7 +463,9 @@ def test_higher_is_better_metric_and_unknown_metric():
     assert 0.65 < s.loc[("d0", "sharp"), "median"] < 0.75  # shown in the metric's own units
     assert (A.curves_table(rep)["expected_min"] > 0).all()  # best = max of precision, positive
     df["my_score"] = df["fid"]
-    rep = A.analyse(M.prepare(df, "my_score"), "ns", metric="my_score", n_resamples=300)
+    with pytest.raises(UsageError, match="no registered metric produces 'my_score', so which way is better is unknown"):
+        M.check(df, "my_score")  # bench report refuses it: a verdict in the wrong direction is worse than none
+    rep = A.analyse(M.prepare(df, "my_score"), "ns", metric="my_score", n_resamples=300)  # the API says what it assumed
     assert any("assumed that lower is better" in n for n in rep.notes)
 
 

@@ -276,8 +276,12 @@ def report(tmp_path_factory):
     table = lab / f"{PAYLOADS['input']}.csv"
     df.to_csv(table, index=False)
     out = lab / "report"
-    r = run_bench("report", table.absolute(), "--metric", PAYLOADS["metric"], "--resamples", "200", "--out", out,
-                  timeout=600)
+    # The metric column is a plugin's key (only a registered metric says which way is better)
+    plugin = base / "payload_metric.py"
+    plugin.write_text("from bench.metrics import register_metric\n"
+                      f"register_metric('payload', lambda gen, ref, ctx: {{}}, needs='features', keys=({PAYLOADS['metric']!r},))\n")
+    r = run_bench("--plugin", plugin, "report", table.absolute(), "--metric", PAYLOADS["metric"], "--resamples", "200",
+                  "--out", out, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     texts = {p.name: p.read_text(encoding="utf-8") for p in sorted(out.iterdir()) if p.suffix in (".html", ".md", ".csv", ".json")}
     assert {"index.html", "leaderboard.md", "summary.csv", "verdicts.csv", "report.json"} <= set(texts)

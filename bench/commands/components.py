@@ -41,9 +41,18 @@ def _archs() -> list[str]:
 
 
 def _datasets() -> list[str]:
-    from bench import datasets
+    from bench.data import registry
 
-    return [f"{name:<16} {datasets.kind_of(name)}" for name in datasets.names()]
+    out = []
+    for name in registry.names():
+        d = registry.describe(name)
+        res = "" if d.kind == "points" else (f", {d.resolution} px (" + (
+            "{}-{}".format(*d.resolution_range) if d.resolution_range else "/".join(map(str, d.resolutions))) + ")")
+        modes = f", modes by {d.modes.by}" if d.modes else ""
+        out.append(f"{name:<16} {d.kind}{res}; {d.length}; metrics {','.join(registry.default_metrics(name))}"
+                   f"{modes} ({d.samples:,} samples, {d.extractor}), ranked by {d.primary}; arch {d.arch}, space {d.space}"
+                   + (f" - {d.summary}" if d.summary else ""))
+    return out
 
 
 def _metrics() -> list[str]:

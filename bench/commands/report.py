@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metric", default=None, help="what to rank by (default primary: each dataset's primary metric, "
                    "w1 for 2-D point data and fid for images, at each trial's best checkpoint; fid for studies made before "
                    "primary metrics); or a score column (fid, w1, kid, precision, modes, ...: its <metric>_best column where "
-                   "present; lower is better for fid/w1/kid, higher for precision, recall, ...), or a `bench rescore` "
+                   "present; lower is better for fid/w1/kid, higher for precision, recall, ...; a plugin's metric needs its --plugin), or a `bench rescore` "
                    "protocol such as fid/identity/2k-vs-test to report on those scores")
     p.add_argument("--budget", type=int, nargs="+", action="extend", default=[], metavar="K",
                    help="also give budget verdicts at these k (besides k = the number of search configs)")
@@ -52,6 +52,21 @@ def _validate(args: argparse.Namespace) -> None:
     if args.metric is not None and (not args.metric or args.metric.startswith(("_", "hp_"))
                                     or args.metric in ("dataset", "loss", "phase", "status")):
         raise UsageError(f"--metric {args.metric!r} is not a score column")
+
+
+def _unloaded_plugins(inputs: list[str]) -> list[str]:
+    """Names of the plugins the input studies ran with (study.json) that this process has not loaded."""
+    from bench import plugins
+
+    have = {p.sha256 for p in plugins.loaded()}
+    names: list[str] = []
+    for where in inputs:
+        try:
+            recorded = json.loads((Path(where) / "study.json").read_text(encoding="utf-8")).get("plugins") or []
+        except (OSError, ValueError, AttributeError):
+            continue
+        names += [str(p.get("name")) for p in recorded if isinstance(p, dict) and p.get("sha256") not in have]
+    return sorted(set(names))
 
 
 def default_out(first: str) -> Path:
@@ -85,7 +100,11 @@ def _run(args: argparse.Namespace) -> int:
     table = load.read_inputs(args.inputs, protocol)
     if args.metric is None:
         args.metric = metrics.default_metric(table)
-    metrics.check(table, args.metric)
+    try:
+        metrics.check(table, args.metric)
+    except UsageError as e:
+        missing = _unloaded_plugins(args.inputs)
+        raise UsageError(f"{e} (the study ran with plugin(s) {', '.join(missing)})" if missing else str(e)) from None
     losses = sorted(table["loss"].astype(str).unique())
     if args.baseline not in losses:
         raise UsageError(f"unknown baseline '{args.baseline}': the inputs have losses {', '.join(losses)}")

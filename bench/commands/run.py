@@ -28,11 +28,10 @@ PACKING = {("infogan", 32): 8, ("infogan", 64): 4}
 def auto_gpus_per_trial(study, info) -> float:
     """GPUs per trial from PACKING for the study's cells (one GPU per image trial with CUDA graphs); the
     largest share any cell needs."""
-    from bench.run_study import arch_of
     from bench.study import cells
 
     shares = []
-    for cell in cells(study, arch_of(study)):
+    for cell in cells(study):
         d = info[cell.dataset]
         if d.spec.kind == "points":
             shares.append(0.0)

@@ -14,8 +14,6 @@ _ORDER = ("w1", "fid", "kid", "kid_std", "precision", "recall", "f_score", "dens
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from bench.metrics import DEFAULTS, registry
-
-    s = DEFAULTS["samples"]
     p = sub.add_parser(
         "score", help="score a checkpoint (or a torch.export generator) with W1, FID, KID, PR, density/coverage, IS, modes",
         description="Score RUN_DIR_OR_CHECKPOINT (a run directory means its latest checkpoint) or, with --generator, "
@@ -29,12 +27,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--z-dim", type=int, help="latent dimension of --generator (z ~ N(0, I))")
     p.add_argument("--dataset", help="dataset to compare with (default: the run's; required with --generator)")
     p.add_argument("--metrics", help=f"comma-separated: {','.join(registry.metric_names())} or 'default' (default: the dataset's)")
-    p.add_argument("--feature-extractor", help=f"{', '.join(registry.extractor_names())} (default: identity for "
-                   "2-D data, digits-cnn for digits, digits-cnn-channels for stacked-digits, inception-v3-compat otherwise)")
+    p.add_argument("--feature-extractor", help=f"{', '.join(registry.extractor_names())} (default: the dataset's, "
+                   "`bench list datasets`)")
     p.add_argument("--fe-weights", metavar="PATH", help="feature-extractor weights (Inception: "
                    "weights-inception-2015-12-05-6726825d.pth)")
-    p.add_argument("--samples", type=int, help=f"generated samples (default {s['images']:,} for images and 2-D data, "
-                   f"{s['digits']:,} for digits); the real side uses min(this, split size)")
+    p.add_argument("--samples", type=int, help="generated samples (default: the dataset's, `bench list datasets`); "
+                   "the real side uses min(this, split size)")
     p.add_argument("--split", default=DEFAULTS["split"], help="real split to compare with: train or test (default test)")
     p.add_argument("--resolution", type=int, help="image size (default: the run's, or the generator's output size)")
     p.add_argument("--data-root", help="where real datasets live (default: the run's, $GAN_BENCH_DATA or ./data)")

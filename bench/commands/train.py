@@ -83,6 +83,7 @@ def _train_config(args: argparse.Namespace):
     from bench.config import TrainConfig
 
     from bench import plugins
+    from bench.study import default_arch
 
     loss_params = dict(args.loss_param)
     fields: dict = {}
@@ -94,7 +95,7 @@ def _train_config(args: argparse.Namespace):
         else:
             fields[REGULARIZERS[name]] = int(value) if name == "noise_anneal" else value
     return TrainConfig(
-        dataset=args.dataset, loss=args.loss, arch=args.arch or _default_arch(args.dataset), steps=args.steps, batch_size=args.batch_size,
+        dataset=args.dataset, loss=args.loss, arch=args.arch or default_arch(args.dataset), steps=args.steps, batch_size=args.batch_size,
         z_dim=args.z_dim, z_dist=args.z_dist, lr=args.lr, beta1=args.beta1, beta2=args.beta2, n_disc=args.n_disc,
         d_norm=args.d_norm, loss_params=loss_params, seed=args.seed, resolution=args.resolution,
         data_root=args.data_root, log_every=args.log_every, ckpt_every=args.ckpt_every, device=args.device,
@@ -126,9 +127,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"run directory: {args.out}")
     return 0
 
-
-def _default_arch(dataset: str) -> str:
-    from bench.datasets import kind_of  # importing bench.datasets registers the datasets
-    from bench.study import DEFAULT_ARCH
-
-    return DEFAULT_ARCH[kind_of(dataset)]

@@ -1,4 +1,5 @@
-"""The ``Dataset`` record, the name registry, data roots and the on-disk cache of materialized images."""
+"""The ``Dataset`` record, ``get`` (a registered dataset's loader, called with a validated ``Request``), data
+roots and the on-disk cache of materialized images. What is known about each dataset: ``bench.data.registry``."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,6 +13,7 @@ from typing import Any, Callable
 
 import torch
 
+from bench.data.registry import DatasetInfo, describe, loader, names
 from bench.errors import DataNotFound, UsageError
 from bench.io import atomic_torch_save
 
@@ -23,30 +25,6 @@ ENV_CACHE = "GAN_BENCH_CACHE"
 DEFAULT_ROOT = "./data"
 DEFAULT_CACHE = "~/.cache/gan-bench"
 CACHE_VERSION = 1  # bump when a loader's output changes for the same sources
-
-# Side length each image dataset has when ``resolution`` is not given (points have none).
-NATIVE_RESOLUTION: dict[str, int] = {
-    "digits": 8,
-    "stacked-digits": 8,
-    "polygons": 28,
-    "mnist": 28,
-    "fashion-mnist": 28,
-    "cifar10": 32,
-    "celeba": 64,
-    "folder": 64,  # folder:PATH; any side length from FOLDER_RESOLUTION_RANGE is accepted
-}
-# Side lengths ``get(..., resolution=)`` accepts (the native one first).
-RESOLUTIONS: dict[str, tuple[int, ...]] = {
-    "digits": (8, 16, 32),        # upsampled bilinearly (antialias off), then quantized to uint8
-    "stacked-digits": (8, 16, 32),  # each channel a digit as above
-    "polygons": (28, 32),         # rendered directly at that size
-    "mnist": (28, 32),            # upsampled bilinearly
-    "fashion-mnist": (28, 32),
-    "cifar10": (32, 16),          # downsampled bilinearly with antialiasing
-    "celeba": (64, 32),           # 160x160 centre crop resized straight to the target (see files.RESIZE)
-}
-FOLDER_RESOLUTION_RANGE = (4, 1024)
-
 
 # ----------------------------------------------------------------------------------------------
 # The record every loader returns
@@ -148,7 +126,7 @@ def images_dataset(name: str, split: str, images: torch.Tensor, **info: Any) -> 
 
 
 # ----------------------------------------------------------------------------------------------
-# Registry
+# Loading a registered dataset
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Request:
@@ -162,101 +140,54 @@ class Request:
     arg: str | None = None  # the PATH of folder:PATH
 
 
-@dataclass(frozen=True)
-class _Entry:
-    name: str
-    kind: str
-    loader: Callable[[Request], Dataset]
-    takes_arg: bool
-    takes_count: bool
-
-
-_REGISTRY: dict[str, _Entry] = {}
-
-
-def register(name: str, *, kind: str, takes_arg: bool = False, takes_count: bool = False):
-    """Decorator: ``@register("mnist", kind="images")`` on a ``loader(req: Request) -> Dataset``.
-
-    ``takes_arg`` registers a prefix dataset spelled ``name:ARG`` (``folder:PATH``).
-    Image datasets must have entries in NATIVE_RESOLUTION (and RESOLUTIONS unless ``takes_arg``).
-    """
-    if kind not in ("points", "images"):
-        raise ValueError(f"kind must be points or images, got {kind!r}")
-    if kind == "images" and name not in NATIVE_RESOLUTION:
-        raise ValueError(f"image dataset {name!r} needs a NATIVE_RESOLUTION entry")
-
-    def deco(fn: Callable[[Request], Dataset]) -> Callable[[Request], Dataset]:
-        if name in _REGISTRY:
-            raise ValueError(f"dataset {name!r} registered twice")
-        _REGISTRY[name] = _Entry(name, kind, fn, takes_arg, takes_count)
-        return fn
-
-    return deco
-
-
-def names() -> list[str]:
-    """Registered dataset names, sorted; prefix datasets appear as ``folder:PATH``."""
-    return sorted(f"{e.name}:PATH" if e.takes_arg else e.name for e in _REGISTRY.values())
-
-
-def kind_of(name: str) -> str:
-    """"points" or "images" for a dataset name, without loading it (unknown names: UsageError)."""
-    entry = _REGISTRY.get(name.split(":", 1)[0]) if isinstance(name, str) else None
-    if entry is None:
-        raise UsageError(f"unknown dataset {name!r}; known: {', '.join(names())}")
-    return entry.kind
-
-
 def get(name: str, *, root: str | os.PathLike | None = None, resolution: int | None = None,
         split: str = "train", count: int | None = None) -> Dataset:
     """Load one split of a dataset by name (see ``names()``).
 
     ``root``: where file datasets live (default ``$GAN_BENCH_DATA``, else ``./data``).
-    ``resolution``: side length for image datasets (allowed values in ``RESOLUTIONS``).
-    ``count``: number of images, for ``polygons`` only (default 60,000 train / 10,000 test).
+    ``resolution``: side length for image datasets (accepted values: ``describe(name).resolutions``).
+    ``count``: number of images, for datasets that take one (polygons, stacked-digits).
     """
     if not isinstance(name, str):
         raise UsageError(f"dataset name must be a string, got {name!r}")
-    key, arg = name, None
-    if ":" in name:
-        key, arg = name.split(":", 1)
-    entry = _REGISTRY.get(key)
-    if entry is None or entry.takes_arg != (arg is not None):
-        raise UsageError(f"unknown dataset {name!r}; known: {', '.join(names())}")
-    if entry.takes_arg and not arg:
-        raise UsageError(f"{key}:PATH needs a path, e.g. {key}:./my_images")
+    info = describe(name)
+    arg = name.split(":", 1)[1] if info.takes_arg else None
+    if info.takes_arg and not arg:
+        raise UsageError(f"{info.name}:PATH needs a path, e.g. {info.name}:./my_images")
     if split not in SPLITS:
         raise UsageError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
     if count is not None:
-        if not entry.takes_count:
-            raise UsageError(f"count applies only to polygons, not to {name}")
+        if not info.takes_count:
+            takes = ", ".join(n for n in names() if describe(n).takes_count)
+            raise UsageError(f"count applies only to {takes}, not to {name}")
         count = _count(count, "count")
-    resolution = _check_resolution(entry, resolution)
-    req = Request(name=key, split=split, root=data_root(root), resolution=resolution, count=count, arg=arg)
-    ds = entry.loader(req)
+    resolution = _check_resolution(info, resolution)
+    req = Request(name=info.name, split=split, root=data_root(root), resolution=resolution, count=count, arg=arg)
+    ds = loader(info)(req)
+    if not isinstance(ds, Dataset) or ds.kind != info.kind:
+        raise UsageError(f"dataset {name}: its loader returned {type(ds).__name__} "
+                         f"{getattr(ds, 'kind', '')!s}, not a {info.kind} Dataset")
     if resolution is not None:
         ds.info.setdefault("resolution", resolution)
     return ds
 
 
-def _check_resolution(entry: _Entry, resolution: Any) -> int | None:
-    if entry.kind == "points":
+def _check_resolution(info: DatasetInfo, resolution: Any) -> int | None:
+    if info.kind == "points":
         if resolution is not None:
-            raise UsageError(f"{entry.name} is a 2-D point dataset; resolution does not apply")
+            raise UsageError(f"{info.name} is a 2-D point dataset; resolution does not apply")
         return None
     if resolution is None:
-        return NATIVE_RESOLUTION[entry.name]
+        return info.resolution
     if isinstance(resolution, bool) or not isinstance(resolution, int):
         raise UsageError(f"resolution must be an integer, got {resolution!r}")
-    if entry.name in RESOLUTIONS:
-        allowed = RESOLUTIONS[entry.name]
-        if resolution not in allowed:
-            raise UsageError(f"{entry.name}: resolution {resolution} not supported; allowed: "
-                             f"{', '.join(map(str, allowed))}")
-    else:
-        lo, hi = FOLDER_RESOLUTION_RANGE
+    if info.resolution_range is not None:
+        lo, hi = info.resolution_range
         if not lo <= resolution <= hi:
-            raise UsageError(f"{entry.name}: resolution must be between {lo} and {hi}, got {resolution}")
+            raise UsageError(f"{info.name}: resolution must be between {lo} and {hi}, got {resolution}")
+    elif resolution not in info.resolutions:
+        raise UsageError(f"{info.name}: resolution {resolution} not supported; allowed: "
+                         f"{', '.join(map(str, info.resolutions))}")
     return resolution
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.data.core import Dataset, Request, file_backed, register
+from bench.data.core import Dataset, Request, file_backed
 from bench.errors import DataNotFound, UsageError
 
 # CelebA (and folder:PATH) resizing. compare_gan used TF1 tf.image.resize_images (bilinear, no
@@ -31,7 +31,7 @@ from bench.errors import DataNotFound, UsageError
 # with a support scaled to the reduction (antialiased). Scores computed on CelebA should record this.
 RESIZE = "PIL.Image.BICUBIC (antialiased)"
 CELEBA_CROP = 160
-# Resizing uint8 tensors of idx/CIFAR data to a non-native resolution (see core.RESOLUTIONS).
+# Resizing uint8 tensors of idx/CIFAR data to a non-native resolution (the accepted ones are in bench.data.registry).
 TENSOR_RESIZE = "torch bilinear, align_corners=False, antialias when downsampling"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 _HINT = "put the files there or pass --data-root (env GAN_BENCH_DATA)"
@@ -88,13 +88,11 @@ def _idx_dataset(req: Request, name: str, dirs: tuple[str, str]) -> Dataset:
     return file_backed(req, name, cands[0], locate, read, resize=TENSOR_RESIZE)
 
 
-@register("mnist", kind="images")
-def _mnist(req: Request) -> Dataset:
+def mnist(req: Request) -> Dataset:
     return _idx_dataset(req, "mnist", ("mnist", "MNIST/raw"))
 
 
-@register("fashion-mnist", kind="images")
-def _fashion(req: Request) -> Dataset:
+def fashion_mnist(req: Request) -> Dataset:
     return _idx_dataset(req, "fashion-mnist", ("fashion-mnist", "FashionMNIST/raw"))
 
 
@@ -156,8 +154,7 @@ def load_cifar_batch(path: Path) -> np.ndarray:
     return data.reshape(-1, 3, 32, 32)
 
 
-@register("cifar10", kind="images")
-def _cifar10(req: Request) -> Dataset:
+def cifar10(req: Request) -> Dataset:
     d = req.root / CIFAR_DIR
     want = CIFAR_FILES[req.split]
 
@@ -228,8 +225,7 @@ def read_images(files: list[Path], resolution: int, crop: int | None = None) -> 
 CELEBA_PARTITION = {"train": "0", "test": "2"}
 
 
-@register("celeba", kind="images")
-def _celeba(req: Request) -> Dataset:
+def celeba(req: Request) -> Dataset:
     d = req.root / "celeba"
     img_dir, part = d / "img_align_celeba", d / "list_eval_partition.txt"
 
@@ -258,8 +254,7 @@ def _celeba(req: Request) -> Dataset:
                        resize=RESIZE, crop=CELEBA_CROP)
 
 
-@register("folder", kind="images", takes_arg=True)
-def _folder(req: Request) -> Dataset:
+def folder(req: Request) -> Dataset:
     d = Path(req.arg).expanduser().absolute()
 
     def locate() -> list[Path]:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.data.core import (CACHE_VERSION, Dataset, Request, cache_path, cached, images_dataset, register,
+from bench.data.core import (CACHE_VERSION, Dataset, Request, cache_path, cached, images_dataset,
                              short_hash)
 
 # ----------------------------------------------------------------------------------------------
@@ -36,14 +36,12 @@ def _mixture(req: Request, centres: torch.Tensor, std: float) -> Dataset:
                    n=None, info={"modes": int(centres.shape[0])})
 
 
-@register("ring8", kind="points")
-def _ring8(req: Request) -> Dataset:
+def ring8(req: Request) -> Dataset:
     p = MIXTURES["ring8"]
     return _mixture(req, ring_centres(p["modes"], p["radius"]), p["std"])
 
 
-@register("grid25", kind="points")
-def _grid25(req: Request) -> Dataset:
+def grid25(req: Request) -> Dataset:
     p = MIXTURES["grid25"]
     return _mixture(req, grid_centres(p["side"], p["spacing"]), p["std"])
 
@@ -64,8 +62,7 @@ def digits_uint8(resolution: int = 8) -> torch.Tensor:
     return x.round().clamp(0, 255).to(torch.uint8).contiguous()
 
 
-@register("digits", kind="images")
-def _digits(req: Request) -> Dataset:
+def digits(req: Request) -> Dataset:
     from importlib.metadata import version  # not `import sklearn`: that costs seconds on a cache hit
 
     key = short_hash([CACHE_VERSION, "digits", version("scikit-learn"), req.resolution])
@@ -113,8 +110,7 @@ def stacked_digits_labels(split: str = "train", count: int | None = None) -> tor
     return target[torch.from_numpy(stacked_digits_indices(count, STACKED_DIGITS["seed"][split]))]
 
 
-@register("stacked-digits", kind="images", takes_count=True)
-def _stacked_digits(req: Request) -> Dataset:
+def stacked_digits(req: Request) -> Dataset:
     from importlib.metadata import version  # not `import sklearn`: that costs seconds on a cache hit
 
     count = req.count or STACKED_DIGITS["count"][req.split]
@@ -222,8 +218,7 @@ def polygons_uint8(count: int, seed: int, resolution: int = 28) -> torch.Tensor:
     return render_triangles(triangle_vertices(count, seed, resolution), resolution)
 
 
-@register("polygons", kind="images", takes_count=True)
-def _polygons(req: Request) -> Dataset:
+def polygons(req: Request) -> Dataset:
     count = req.count or POLYGONS["count"][req.split]
     seed = POLYGONS["seed"][req.split]
     params = {k: POLYGONS[k] for k in ("n_vertices", "min_segment_angle", "scale", "subpixels")}

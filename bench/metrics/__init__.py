@@ -3,7 +3,8 @@ extractors, with real-side features cached on disk and provenance on every score
 
 Modules (one per metric family and per extractor, like torch-fidelity):
 
-- ``defaults``: the defaults table shared by the API and ``bench score`` (sample counts, metrics...).
+- ``defaults``: the metric parameters shared by the API and ``bench score`` (what depends on the
+  dataset, such as sample counts and default metrics, is in its registration: ``bench.datasets.describe``).
 - ``registry``: ``register_extractor`` / ``register_metric``, ``get_extractor``, ``extractor_names``.
 - ``feature_extractor_identity``, ``feature_extractor_digits_cnn``, ``feature_extractor_inception``:
   the extractors; importing them (``register_with_torch_fidelity()``) registers the first two in
@@ -22,7 +23,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from bench.metrics.defaults import DEFAULTS, default_extractor, default_metrics, default_samples
+from bench.metrics.defaults import DEFAULTS
 from bench.metrics.registry import (extractor_names, get_extractor, metric_names, register_extractor,
                                     register_metric, register_with_torch_fidelity)
 
@@ -30,7 +31,7 @@ _LAZY = {name: "bench.metrics.score" for name in
          ("Scorer", "score_samples", "score_checkpoint", "score_generator_file", "checkpoint_scorer", "json_safe")}
 _LAZY["sampler"] = "bench.metrics.samples"
 
-__all__ = ["DEFAULTS", "default_extractor", "default_metrics", "default_samples", "extractor_names",
+__all__ = ["DEFAULTS", "extractor_names",
            "get_extractor", "metric_names", "register_extractor", "register_metric",
            "register_with_torch_fidelity", *_LAZY]
 

@@ -13,8 +13,8 @@ Note that even the true mixture has hq_fraction = 1 - exp(-9/2) = 0.989 in 2-D.
 
 Image datasets (digits, stacked-digits): a sample's mode is the tuple of the classes ``digits-cnn``
 predicts for its channels, one channel at a time: 10 modes for digits, 10^3 = 1,000 for stacked-digits
-(the StackedMNIST count of Metz et al. 2017, VEEGAN, PacGAN). ``CLASS_MODES`` says per dataset when a
-mode is covered and which histogram ``mode_kl`` compares with:
+(the StackedMNIST count of Metz et al. 2017, VEEGAN, PacGAN). The dataset's registration
+(``bench.datasets.Modes``) says when a mode is covered and which histogram ``mode_kl`` compares with:
 
 - digits: a class is covered when at least 1% of the samples are predicted as it, and
   ``mode_kl = KL(h || q)`` with h the predicted class histogram and q the class frequencies of the
@@ -36,8 +36,6 @@ mode is covered and which histogram ``mode_kl`` compares with:
 from __future__ import annotations
 
 import torch
-
-from bench.metrics.defaults import DEFAULTS
 
 
 def _kl(p: torch.Tensor, q: torch.Tensor) -> float:
@@ -84,14 +82,6 @@ def _reference(kl_to: str, class_hist: torch.Tensor, channels: int) -> torch.Ten
     return q
 
 
-# Image datasets with modes: the fraction of samples a mode needs (besides one sample) to count as
-# covered, and the histogram mode_kl compares with (see the module docstring).
-CLASS_MODES = {
-    "digits": {"min_fraction": DEFAULTS["mode_min_fraction"], "kl_to": "data"},
-    "stacked-digits": {"min_fraction": 0.0, "kl_to": "uniform"},  # >= 1 sample: Metz, VEEGAN, PacGAN
-}
-
-
 def channel_classes(gen, ctx) -> torch.Tensor:
     """int [N, C]: the classifier's class of each channel of each generated image."""
     x, clf = gen.samples, ctx.classifier
@@ -103,14 +93,14 @@ def channel_classes(gen, ctx) -> torch.Tensor:
 
 
 def metric(gen, ref, ctx) -> dict:
-    p, ds = ctx.params, ctx.dataset
-    if ds.kind == "points":
-        ctx.provenance.update(mode_radius_std=p["mode_radius_std"], mode_min_fraction=p["mode_min_fraction"])
-        return mixture_modes(gen.samples, ds.centres, ds.std, radius_std=p["mode_radius_std"],
-                             min_fraction=p["mode_min_fraction"])
-    rule, clf = CLASS_MODES[ds.name], ctx.classifier
+    """The dataset's mode definition (``ctx.info.modes``, a ``bench.datasets.Modes``) applied to ``gen``."""
+    rule, ds = ctx.info.modes, ctx.dataset
+    if rule.by == "mixture":
+        ctx.provenance.update(mode_radius_std=rule.radius_std, mode_min_fraction=rule.min_fraction)
+        return mixture_modes(gen.samples, ds.centres, ds.std, radius_std=rule.radius_std, min_fraction=rule.min_fraction)
+    clf = ctx.classifier
     ctx.provenance.update(mode_classifier=clf.name, mode_classifier_sha256=clf.weights_sha256,
-                          mode_min_fraction=rule["min_fraction"], mode_kl_to=rule["kl_to"])
+                          mode_min_fraction=rule.min_fraction, mode_kl_to=rule.kl_to)
     classes = channel_classes(gen, ctx)
-    return class_modes(classes, _reference(rule["kl_to"], clf.module.class_hist, classes.shape[1]),
-                       min_fraction=rule["min_fraction"])
+    return class_modes(classes, _reference(rule.kl_to, clf.module.class_hist, classes.shape[1]),
+                       min_fraction=rule.min_fraction)

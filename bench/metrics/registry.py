@@ -28,6 +28,7 @@ class MetricEntry:
     needs: str
     keys: tuple[str, ...]
     higher_is_better: tuple[str, ...] = ()  # keys where higher is better; the others are lower-better
+    columns: tuple[str, ...] = ()  # keys a study's results row keeps (from a trial's last checkpoint)
 
 
 _EXTRACTORS: dict[str, Callable | str] = {}
@@ -56,9 +57,10 @@ def register_extractor(name: str, factory: Callable | str) -> None:
 
 
 def register_metric(name: str, fn: Callable | str, *, needs: str, keys: tuple[str, ...],
-                    higher_is_better: tuple[str, ...] = ()) -> None:
+                    higher_is_better: tuple[str, ...] = (), columns: tuple[str, ...] | None = None) -> None:
     """Register a metric family ``fn(gen, ref, ctx) -> dict`` producing ``keys``; ``higher_is_better``
-    names the keys where higher is better (precision, modes...), every other key is lower-better."""
+    names the keys where higher is better (precision, modes...), every other key is lower-better;
+    ``columns``: the keys a study's results table keeps as columns (default: all of them)."""
     _check_name(name, _METRICS, "metric")
     if needs not in _NEEDS:
         raise ValueError(f"needs must be one of {_NEEDS}, got {needs!r}")
@@ -66,7 +68,14 @@ def register_metric(name: str, fn: Callable | str, *, needs: str, keys: tuple[st
         raise ValueError(f"metric {name!r} must declare its output keys")
     if not set(higher_is_better) <= set(keys):
         raise ValueError(f"metric {name!r}: higher_is_better names keys it does not produce")
-    _METRICS[name] = MetricEntry(name, fn, needs, tuple(keys), tuple(higher_is_better))
+    columns = tuple(keys) if columns is None else tuple(columns)
+    if not set(columns) <= set(keys):
+        raise ValueError(f"metric {name!r}: columns names keys it does not produce")
+    taken = {k: e.name for e in _METRICS.values() for k in e.keys}
+    clash = [k for k in keys if k in taken]
+    if clash:
+        raise ValueError(f"metric {name!r}: key {clash[0]!r} is already produced by metric {taken[clash[0]]!r}")
+    _METRICS[name] = MetricEntry(name, fn, needs, tuple(keys), tuple(higher_is_better), columns)
 
 
 def extractor_names() -> list[str]:
@@ -121,6 +130,11 @@ def _stamp(path: str | None) -> tuple | None:
     return None if st is None else (os.path.abspath(path), st.st_size, st.st_mtime_ns)
 
 
+def result_columns() -> tuple[str, ...]:
+    """Every registered metric's results-table columns, in registration order (plugins' included)."""
+    return tuple(k for e in _METRICS.values() for k in e.columns)
+
+
 def family_of(key: str) -> str | None:
     """The metric family that produces a score key (``precision`` -> ``prc``), None if none does."""
     return next((e.name for e in _METRICS.values() if key in e.keys), None)
@@ -147,14 +161,16 @@ register_extractor("digits-cnn", "bench.metrics.feature_extractor_digits_cnn:bui
 register_extractor("digits-cnn-channels", "bench.metrics.feature_extractor_digits_cnn:build_channels")
 register_extractor("inception-v3-compat", "bench.metrics.feature_extractor_inception:build")
 
+# (columns: what results tables have carried since the first studies; every key stays in scores.jsonl)
 register_metric("fid", "bench.metrics.fidelity:fid", needs="features", keys=("fid",))
-register_metric("kid", "bench.metrics.fidelity:kid", needs="features", keys=("kid", "kid_std"))
-register_metric("prc", "bench.metrics.fidelity:prc", needs="features", keys=("precision", "recall", "f_score"),
-                higher_is_better=("precision", "recall", "f_score"))
-register_metric("dc", "bench.metrics.density_coverage:metric", needs="features", keys=("density", "coverage"),
-                higher_is_better=("density", "coverage"))
-register_metric("is", "bench.metrics.fidelity:inception_score", needs="logits", keys=("is", "is_std"),
-                higher_is_better=("is",))
-register_metric("modes", "bench.metrics.modes:metric", needs="samples",
-                keys=("modes", "modes_total", "hq_fraction", "mode_kl"), higher_is_better=("modes", "hq_fraction"))
 register_metric("w1", "bench.metrics.wasserstein:metric", needs="features", keys=("w1",))
+register_metric("kid", "bench.metrics.fidelity:kid", needs="features", keys=("kid", "kid_std"), columns=("kid",))
+register_metric("prc", "bench.metrics.fidelity:prc", needs="features", keys=("precision", "recall", "f_score"),
+                higher_is_better=("precision", "recall", "f_score"), columns=("precision", "recall"))
+register_metric("dc", "bench.metrics.density_coverage:metric", needs="features", keys=("density", "coverage"),
+                higher_is_better=("density", "coverage"), columns=())
+register_metric("is", "bench.metrics.fidelity:inception_score", needs="logits", keys=("is", "is_std"),
+                higher_is_better=("is",), columns=())
+register_metric("modes", "bench.metrics.modes:metric", needs="samples",
+                keys=("modes", "modes_total", "hq_fraction", "mode_kl"), higher_is_better=("modes", "hq_fraction"),
+                columns=("modes", "hq_fraction", "mode_kl"))

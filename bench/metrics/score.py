@@ -22,8 +22,7 @@ import torch
 
 from bench.errors import UsageError
 from bench.metrics import reference, registry
-from bench.metrics.defaults import (DEFAULTS, MODE_DATASETS, default_extractor, default_metrics, default_samples,
-                                    primary_metric)
+from bench.metrics.defaults import DEFAULTS
 from bench.metrics.extractor import Extractor
 from bench.metrics.samples import Generate, check, sampler
 
@@ -39,9 +38,10 @@ class Features:
 
 @dataclass
 class Context:
-    dataset: Any
+    dataset: Any                       # bench.datasets.Dataset
+    info: Any                          # its registration, bench.datasets.DatasetInfo (info.modes...)
     extractor: Extractor
-    classifier: Extractor | None       # digits-cnn, for class modes on digits
+    classifier: Extractor | None       # for modes defined by classes (info.modes.classifier)
     params: dict
     provenance: dict = field(default_factory=dict)
 
@@ -65,27 +65,33 @@ class Scorer:
         metrics its protocols name, so it turns this off)."""
         from bench import datasets
 
+        info = datasets.describe(dataset)
         metric_list = registry.check_metrics(list(metrics) if metrics else ["default"])
         if extractor is not None:
             registry.check_extractor(extractor)
         if n is not None:
             _count(n, "the number of samples (--samples)")
-        if "modes" in metric_list and dataset not in MODE_DATASETS:
-            raise UsageError(f"metric modes applies to {', '.join(MODE_DATASETS)}, not {dataset}")
+        if "modes" in metric_list and info.modes is None:
+            with_modes = ", ".join(d for d in datasets.names() if datasets.describe(d).modes)
+            raise UsageError(f"metric modes applies to datasets with modes ({with_modes}), not {dataset}")
         ds = datasets.get(dataset, root=data_root, resolution=resolution, split=split)
         if probe is not None:
             check(probe(2), ds, 2)
-        self.dataset, self.device, self.params = ds, torch.device(device), dict(DEFAULTS)
-        name = extractor or default_extractor(ds.name, ds.kind)
+        self.dataset, self.info, self.device, self.params = ds, info, torch.device(device), dict(DEFAULTS)
+        name = extractor or info.extractor
         if ds.kind == "points" and name != "identity":
             raise UsageError(f"{ds.name} is 2-D point data: only the identity extractor applies, not {name}")
         self.extractor = registry.get_extractor(name, fe_weights, self.device)
-        self.primary = primary_metric(ds.name, ds.kind)
+        # the dataset's ranking metric: it must see what the data is about (bench.data.registry.KIND_DEFAULTS)
+        self.primary = info.primary
+        if registry.family_of(self.primary) is None:
+            raise UsageError(f"{ds.name}'s primary metric {self.primary!r} is produced by no registered metric")
         self.metrics = _expand(metric_list + ([registry.family_of(self.primary)] if primary else []), ds, self.extractor)
-        self.classifier = None  # digits-cnn, for class modes on digits
-        if "modes" in self.metrics and ds.kind == "images":
-            self.classifier = self.extractor if name == "digits-cnn" else registry.get_extractor("digits-cnn", None, self.device)
-        self.n = n if n is not None else default_samples(ds.name, ds.kind)
+        self.classifier = None  # for modes defined by classes (digits-cnn on digits)
+        if "modes" in self.metrics and info.modes.by == "classes":
+            clf = info.modes.classifier
+            self.classifier = self.extractor if name == clf else registry.get_extractor(clf, None, self.device)
+        self.n = n if n is not None else info.samples
         self.n_real = self.n if ds.n is None else min(self.n, ds.n)
         _count(self.n_real, f"the real side ({ds.name} {split} has {ds.n})")
         self.reference = None
@@ -106,7 +112,7 @@ class Scorer:
         ex = self.extractor
         feats = ex(x, self.params["fe_batch_size"])
         gen = Features(x, feats[ex.feature_layer], feats.get(ex.logits_layer) if ex.logits_layer else None)
-        ctx = Context(self.dataset, ex, self.classifier, self.params, self._provenance(n, nonfinite))
+        ctx = Context(self.dataset, self.info, ex, self.classifier, self.params, self._provenance(n, nonfinite))
         out: dict[str, Any] = {}
         for m in self.metrics:
             entry = registry.metric_entry(m)
@@ -138,9 +144,11 @@ class Scorer:
 
 def _expand(requested: list[str], ds, extractor: Extractor) -> list[str]:
     """Metric names with "default" expanded to the dataset's; IS dropped from defaults without logits."""
+    from bench.data.registry import default_metrics
+
     names: list[str] = []
     for m in requested:
-        for x in default_metrics(ds.name, ds.kind) if m == "default" else [m]:
+        for x in default_metrics(ds.name) if m == "default" else [m]:
             names += [x] if x not in names else []
     if "is" in names and extractor.logits_layer is None:
         if "is" in requested:

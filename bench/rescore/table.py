@@ -25,9 +25,7 @@ from bench.errors import UsageError
 from bench.metrics.registry import lower_is_better
 from bench.rescore.protocol import is_protocol, parse_protocol
 from bench.rescore.store import SCORES, read_scores
-from bench.results import SCORE_COLUMNS
-
-_TRAINING_SCORES = SCORE_COLUMNS
+from bench.results import score_columns
 
 
 def _select(scores: pd.DataFrame, protocol_or_metric: str) -> tuple[str, pd.DataFrame]:
@@ -70,9 +68,9 @@ def results_for_protocol(study_dir: str | Path, protocol_or_metric: str) -> pd.D
                        step=pd.to_numeric(rows["step"], errors="coerce"))
     results = read_results(study_dir)
     by_trial = {t: g for t, g in rows.groupby("trial_id")}
-    out, any_other = [], False
+    out, any_other, training_scores = [], False, set(score_columns())
     for r in results.to_dict("records"):
-        base = {k: v for k, v in r.items() if k not in _TRAINING_SCORES}
+        base = {k: v for k, v in r.items() if k not in training_scores}
         final = step_of(r.get("checkpoint") if isinstance(r.get("checkpoint"), str) else None, r.get("steps"))
         g = by_trial.get(r["trial_id"])
         rec = {**base, "source": "study", metric: math.nan, f"{metric}_best": math.nan, "best_step": None,
