@@ -19,18 +19,14 @@ import torch
 from bench.config import TrainConfig
 from bench.errors import UsageError
 from bench.io import atomic_torch_save
+from bench.run_dir import CKPT_DIR, RunDir
 
 FORMAT = "gan-bench/checkpoint/1"
-CKPT_DIR = "checkpoints"
-
-
-def checkpoint_path(out: Path, step: int) -> Path:
-    return out / CKPT_DIR / f"step_{step:08d}.pt"
 
 
 def list_checkpoints(out: Path) -> list[Path]:
     """The run's checkpoints, oldest first."""
-    return sorted((out / CKPT_DIR).glob("step_*.pt"))
+    return RunDir(out).checkpoints()
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:

@@ -29,15 +29,16 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any, Callable  # noqa: E402
 
+from bench.callbacks import Callback, Event  # noqa: E402
 from bench.errors import STORAGE_ERRNOS, UsageError, storage_errno  # noqa: E402
 from bench.results import Ledger, last_scores, finite_or_nan, objective  # noqa: E402
+from bench.run_dir import CONFIG, RunDir  # noqa: E402
 from bench.study import TrialSpec  # noqa: E402
 
 if TYPE_CHECKING:
     from bench.storage import TrialMirror
 
 TRIALS = "trials"
-SCORES = "scores.jsonl"
 MAX_FAILURES = 2  # a trial whose worker dies is restarted this often (from its last checkpoint)
 
 
@@ -51,13 +52,11 @@ class Resources:
 # ---- the trial (runs on a worker) ------------------------------------------------------------
 
 
-def summarize(run_dir: Path) -> dict[str, Any]:
-    """Scores of a run so far: the last checkpoint's values, the best FID over checkpoints, and the
-    dataset's primary metric at the last checkpoint and at its best one (``best_step``,
-    ``checkpoint_best``: the checkpoint the report shows and ``rescore --checkpoints best`` takes)."""
-    from bench.io import read_jsonl
-
-    rows = read_jsonl(run_dir / SCORES)
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Scores of a run so far, from its scores rows (oldest first): the last checkpoint's values, the
+    best FID over checkpoints, and the dataset's primary metric at the last checkpoint and at its best
+    one (``best_step``, ``checkpoint_best``: the checkpoint the report shows and ``rescore
+    --checkpoints best`` takes)."""
     columns = last_scores()
     out: dict[str, Any] = {**dict.fromkeys(columns, math.nan), "fid_best": math.nan, "primary_metric": None,
                            "primary": math.nan, "primary_best": math.nan, "best_step": None, "checkpoint_best": None,
@@ -84,11 +83,10 @@ def summarize(run_dir: Path) -> dict[str, Any]:
     return out
 
 
-def _restore_from_ray(run_dir: Path, spec: TrialSpec) -> None:
+def _restore_from_ray(run: RunDir, spec: TrialSpec) -> None:
     """After a restart on a node that lacks the run directory, seed it from Tune's checkpoint."""
     from ray import tune
 
-    from bench import checkpoint
     from bench.io import atomic_write_json
 
     ck = tune.get_checkpoint()
@@ -96,12 +94,12 @@ def _restore_from_ray(run_dir: Path, spec: TrialSpec) -> None:
         return
     with ck.as_directory() as d:
         files = sorted(Path(d).glob("step_*.pt"))
-        if not files or (run_dir / checkpoint.CKPT_DIR / files[-1].name).exists():
+        if not files or (run.checkpoint_dir / files[-1].name).exists():
             return
-        if not (run_dir / "config.json").exists():
-            atomic_write_json(run_dir / "config.json", spec.train_config().resolved().to_dict())
-        (run_dir / checkpoint.CKPT_DIR).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(files[-1], run_dir / checkpoint.CKPT_DIR / files[-1].name)
+        if not (run / CONFIG).exists():
+            atomic_write_json(run / CONFIG, spec.train_config().resolved().to_dict())
+        run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(files[-1], run.checkpoint_dir / files[-1].name)
 
 
 def trial_fn(config: dict[str, Any]) -> None:
@@ -117,7 +115,7 @@ def trial_fn(config: dict[str, Any]) -> None:
     where = config["study_dir"]
     try:
         mirror = TrialMirror(where, spec.trial_id) if is_uri(where) else None
-        _train_trial(spec, mirror.local if mirror else Path(where) / TRIALS / spec.trial_id, mirror)
+        _train_trial(spec, RunDir(mirror.local if mirror else Path(where) / TRIALS / spec.trial_id), mirror)
     except OSError as e:
         if e.errno not in STORAGE_ERRNOS:
             raise
@@ -128,44 +126,63 @@ def trial_fn(config: dict[str, Any]) -> None:
         tune.report({"storage_error": [e.errno, str(e.filename or where), e.strerror or os.strerror(e.errno)]})
 
 
-def _train_trial(spec: TrialSpec, run_dir: Path, mirror: TrialMirror | None) -> None:
-    """Train in ``run_dir`` (resumed from its last checkpoint), reporting to Tune at every checkpoint;
-    with a ``mirror`` (a study on S3), pull the run first and push it at every checkpoint and at the end."""
-    import ray
-    from ray import tune
-
+def _train_trial(spec: TrialSpec, run: RunDir, mirror: TrialMirror | None) -> None:
+    """Train in ``run`` (resumed from its last checkpoint), reporting to Tune at every checkpoint;
+    with a ``mirror`` (a study on S3), pull the run first; the mirror pushes at every checkpoint and
+    at the end, before the report (ASHA may stop the trial at a report)."""
     from bench.train import train
 
     if mirror is not None:
         mirror.pull()
     else:
-        _restore_from_ray(run_dir, spec)
-    node = ray.get_runtime_context().get_node_id()
-    started = time.time()
+        _restore_from_ray(run, spec)
+    # the mirror first: a checkpoint is uploaded before Tune hears of it, the scratch freed before the final
+    # report (after a trial's last report Tune may end its process)
+    train(spec.train_config(), run.path, callbacks=[c for c in (mirror, TuneReporter(spec, run, mirror is None)) if c])
 
-    def metrics(step: int, status: str) -> dict[str, Any]:
-        s = summarize(run_dir)
+
+class TuneReporter(Callback):
+    """A callback: report the run's scores so far to Tune at every checkpoint (with
+    the checkpoint file as a Tune checkpoint when ``with_checkpoints``: a restarted trial gets it back)
+    and once more at the end (``done``). The scores come with the events: nothing is re-read."""
+
+    def __init__(self, spec: TrialSpec, run: RunDir, with_checkpoints: bool):
+        import ray
+
+        self.spec, self.with_checkpoints = spec, with_checkpoints
+        self.node, self.started = ray.get_runtime_context().get_node_id(), time.time()
+        self.scores = run.scores()  # read once, as the trial starts (a finished run called again ends at once)
+
+    def metrics(self, step: int, status: str) -> dict[str, Any]:
+        s = summarize(self.scores)
         # Tune's schedulers and searchers minimise a number: the primary metric's best so far,
         # oriented lower-better; a diverged or unscored trial is +inf.
-        return {**s, "step": step, "status": status, "node": node, "started_at": started, "objective": objective(s)}
+        return {**s, "step": step, "status": status, "node": self.node, "started_at": self.started, "objective": objective(s)}
 
-    def on_checkpoint(out: Path, step: int, path: Path, G: Any) -> None:
-        report = {**metrics(step, "running"), "checkpoint": f"{TRIALS}/{spec.trial_id}/{path.relative_to(run_dir)}"}
-        if mirror is not None:
-            mirror.push(path)  # before the report: ASHA may stop the trial at it
+    def where(self, run: RunDir, rel: str | None) -> str | None:
+        return f"{TRIALS}/{self.spec.trial_id}/{rel}" if rel else None
+
+    def on_start(self, event: Event) -> None:
+        self.scores = event.scores
+
+    def on_checkpoint(self, event: Event) -> None:
+        from ray import tune
+
+        self.scores = event.scores
+        report = {**self.metrics(event.step, "running"), "checkpoint": self.where(event.run, event.run.relative(event.checkpoint))}
+        if not self.with_checkpoints:
             tune.report(report)
             return
+        path = event.checkpoint
         with tempfile.TemporaryDirectory() as tmp:
             os.link(path, Path(tmp) / path.name) if _same_fs(path, tmp) else shutil.copy2(path, tmp)
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    result = train(spec.train_config(), run_dir, on_checkpoint=on_checkpoint)
-    final = {**metrics(result.step, result.status), "done": True, "wall_s": result.wall_s, "ended_at": time.time(),
-             "checkpoint": f"{TRIALS}/{spec.trial_id}/{result.checkpoint}" if result.checkpoint else None}
-    if mirror is not None:
-        mirror.push()  # the final record.json (and logs of a diverged run)
-        mirror.discard()
-    tune.report(final)
+    def on_end(self, run: RunDir, result: Any) -> None:
+        from ray import tune
+
+        tune.report({**self.metrics(result.step, result.status), "done": True, "wall_s": result.wall_s,
+                     "ended_at": time.time(), "checkpoint": self.where(run, result.checkpoint)})
 
 
 # ---- adaptive search (TPE): hyperparameters come from the searcher, identity from their values ----

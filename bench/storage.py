@@ -39,14 +39,13 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+from bench.callbacks import Callback, Event
 from bench.errors import UsageError
 from bench.io import atomic_write_bytes
+from bench.run_dir import CKPT_DIR, SMALL_FILES  # SMALL_FILES: a run minus its checkpoints, rewritten whole at every push
 
 ACCEPTED = ("a local directory, or s3://BUCKET/PREFIX (a custom endpoint: "
             "?endpoint_override=http://HOST:PORT&scheme=http, or env AWS_ENDPOINT_URL)")
-# A trial's run directory minus its checkpoints: small, rewritten whole at every push.
-SMALL_FILES = ("config.json", "metrics.jsonl", "scores.jsonl", "record.json")
-CKPT_DIR = "checkpoints"  # = bench.checkpoint.CKPT_DIR (not imported: that module needs torch)
 # S3 failures carry no errno. The CLI turns OSErrors with a storage errno into "storage failed:
 # one line, exit 1, run the command again", which is what an unreachable or refusing S3 mid-run is.
 S3_ERRNO = errno.EACCES
@@ -243,8 +242,11 @@ def refuse_uri(text: str, command: str) -> None:
 # ---- a trial's run directory, mirrored to S3 (runs on the trial's node) ------------------------
 
 
-class TrialMirror:
-    """A trial's run directory: trained in local scratch, mirrored to ``<study>/trials/<id>/``."""
+class TrialMirror(Callback):
+    """A trial's run directory: trained in local scratch, mirrored to ``<study>/trials/<id>/``.
+
+    As a training callback (``bench.callbacks``) it pushes every checkpoint as it is written, and at
+    the end the final record, then frees the scratch directory."""
 
     def __init__(self, study_uri: str, trial_id: str):
         study = Remote.at(study_uri)
@@ -281,6 +283,13 @@ class TrialMirror:
         for name in SMALL_FILES:
             if (self.local / name).is_file():
                 self.remote.upload(self.local / name, name)
+
+    def on_checkpoint(self, event: Event) -> None:
+        self.push(event.checkpoint)
+
+    def on_end(self, run: Any, result: Any) -> None:
+        self.push()  # the final record.json (and the logs of a diverged run)
+        self.discard()
 
     def discard(self) -> None:
         """Free the node's disk once everything is uploaded."""

@@ -41,6 +41,7 @@ RING = [[math.cos(2 * math.pi * k / 8) * 2, math.sin(2 * math.pi * k / 8) * 2] f
 def _make_study(study_dir: Path, trials: list[tuple[str, int]], steps: int, every: int, metrics: list[str]) -> None:
     from bench.config import TrainConfig
     from bench.io import atomic_write_json
+    from bench.run_dir import RunDir
     from bench.runner import summarize
     from bench.study import Study
     from bench.train import train
@@ -55,7 +56,7 @@ def _make_study(study_dir: Path, trials: list[tuple[str, int]], steps: int, ever
         cfg = TrainConfig(dataset="ring8", loss=loss, arch="mlp", steps=steps, log_every=steps, ckpt_every=every,
                           seed=100 + cid, metrics=metrics, eval_samples=N_TRAIN, device="cpu")
         res = train(cfg, run)
-        s = summarize(run)
+        s = summarize(RunDir(run).scores())
         rows.append({"study": study.name, "dataset": "ring8", "loss": loss, "arch": "mlp", "phase": "search",
                      "trial_id": tid, "config_id": cid, "replicate": 0, "seed": 100 + cid, "status": "ok",
                      "steps": res.step, "fid": s["fid"], "fid_best": s["fid_best"], "best_step": s["best_step"],

@@ -17,7 +17,8 @@ import torch
 from bench import checkpoint
 from bench.config import TrainConfig
 from bench.errors import UsageError
-from bench.train import COMPILE_BACKEND_ENV, check_run_dir, train
+from bench.run_dir import RunDir
+from bench.train import COMPILE_BACKEND_ENV, train
 from tests.conftest import run_bench, run_cli, tree_snapshot
 
 
@@ -72,8 +73,8 @@ def test_config_validation_and_identity(tmp_path):
     cfg = TrainConfig(steps=4, log_every=2, ckpt_every=2, device="cpu")
     train(cfg, tmp_path / "run")
     with pytest.raises(UsageError, match="precision: 'fp32' -> 'bf16'"):
-        check_run_dir(tmp_path / "run", TrainConfig(**{**cfg.to_dict(), "precision": "bf16"}).resolved())
-    assert check_run_dir(tmp_path / "run", TrainConfig(**{**cfg.to_dict(), "compile": True}).resolved()) is not None
+        RunDir(tmp_path / "run").stored_config(TrainConfig(**{**cfg.to_dict(), "precision": "bf16"}).resolved())
+    assert RunDir(tmp_path / "run").stored_config(TrainConfig(**{**cfg.to_dict(), "compile": True}).resolved()) is not None
 
 
 def test_defaults_are_fp32_without_compile_and_explicit_fp32_is_the_same_run(tmp_path):

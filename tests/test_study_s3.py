@@ -154,6 +154,7 @@ def test_a_trial_restarted_on_another_node_resumes_from_what_it_uploaded(endpoin
 
     import torch
 
+    from bench.callbacks import Callback
     from bench.config import TrainConfig
     from bench.storage import TrialMirror
     from bench.train import train
@@ -169,20 +170,20 @@ def test_a_trial_restarted_on_another_node_resumes_from_what_it_uploaded(endpoin
     a = on_node("node-a")
     a.pull()  # nothing uploaded yet: a fresh run
 
-    def push_then_die(out, step, path, G):
-        a.push(path)
-        if step == 40:
-            raise _NodeLost
+    class NodeDies(Callback):  # after the mirror has pushed the checkpoint at step 40
+        def on_checkpoint(self, event):
+            if event.step == 40:
+                raise _NodeLost
 
     with pytest.raises(_NodeLost):
-        train(cfg, a.local, on_checkpoint=push_then_die)
+        train(cfg, a.local, callbacks=[a, NodeDies()])
 
     b = on_node("node-b")
     b.pull()
     assert sorted(p.name for p in (b.local / "checkpoints").iterdir()) == ["step_00000040.pt"]
-    result = train(cfg, b.local, on_checkpoint=lambda out, step, path, G: b.push(path))
-    b.push()
+    result = train(cfg, b.local, callbacks=[b])  # the mirror pushes every checkpoint and, at the end, the record
     assert (result.status, result.step) == ("ok", 60)
+    assert not b.local.exists()  # then frees the node's scratch
 
     # What S3 holds is the run an uninterrupted trial makes: the same weights, losses and scores.
     whole = tmp_path / "whole"
@@ -205,8 +206,6 @@ def test_a_trial_restarted_on_another_node_resumes_from_what_it_uploaded(endpoin
     assert rows(uploaded, "metrics.jsonl", "step", "d_loss", "g_loss") == rows(whole, "metrics.jsonl", "step", "d_loss", "g_loss")
     assert rows(uploaded, "scores.jsonl", "step", "fid") == rows(whole, "scores.jsonl", "step", "fid")
     assert json.loads((uploaded / "record.json").read_text())["status"] == "ok"
-    b.discard()
-    assert not b.local.exists()
 
 
 def _parquet(df: pd.DataFrame) -> bytes:

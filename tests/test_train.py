@@ -13,6 +13,7 @@ import torch
 
 import losses
 from bench import checkpoint
+from bench.callbacks import Callback
 from bench.config import TrainConfig
 from bench.train import train
 from tests.conftest import BENCH, run_bench, run_cli, tree_snapshot
@@ -209,3 +210,87 @@ def test_a_finished_run_can_be_extended_with_more_steps(tmp_path):
     assert more.returncode == 0, more.stderr
     assert json.loads(more.stdout)["step"] == 40
     assert [r[0] for r in _losses_of(out)] == [10, 20, 30, 40]
+
+
+class Recorder(Callback):
+    """A callback that writes down what it hears (and what the run directory held then)."""
+
+    def __init__(self):
+        self.events: list[tuple] = []
+
+    def on_start(self, ev):
+        self.events.append(("start", ev.step, ev.run.relative(ev.checkpoint), len(ev.scores), ev.G.training))
+
+    def on_log(self, run, row):
+        self.events.append(("log", row["step"]))
+
+    def on_checkpoint(self, ev):
+        on_disk = ev.run.scores()
+        self.events.append(("checkpoint", ev.step, ev.checkpoint.exists(), ev.scores[-1]["step"],
+                            ev.scores == on_disk, len(on_disk)))
+
+    def on_diverged(self, run, row):
+        self.events.append(("diverged", row["diverged_at"]))
+
+    def on_end(self, run, result):
+        self.events.append(("end", result.status, result.step, run.record().status))
+
+
+def test_callbacks_hear_every_event_in_order_with_the_scores(tmp_path):
+    """Start, log windows, checkpoints (written, with their scores row already appended: the scorer
+    runs first and the event carries every row, so no callback re-reads scores.jsonl), end (after
+    record.json); a resumed run starts at its checkpoint with the earlier rows; G trains after each."""
+    cfg = TrainConfig(dataset="ring8", loss="ns", arch="mlp", steps=40, log_every=10, ckpt_every=20,
+                      metrics=["w1"], eval_samples=200)
+    first, rec = TrainConfig(**{**cfg.to_dict(), "steps": 20}), Recorder()
+    train(first, tmp_path / "run", callbacks=[rec])
+    assert rec.events == [("start", 0, None, 0, True), ("log", 10), ("log", 20), ("checkpoint", 20, True, 20, True, 1),
+                          ("end", "ok", 20, "ok")]
+    rec = Recorder()
+    train(cfg, tmp_path / "run", callbacks=[rec])
+    assert rec.events == [("start", 20, "checkpoints/step_00000020.pt", 1, True), ("log", 30), ("log", 40),
+                          ("checkpoint", 40, True, 40, True, 2), ("end", "ok", 40, "ok")]
+    rec = Recorder()  # a finished run called again trains nothing: only its end
+    train(cfg, tmp_path / "run", callbacks=[rec])
+    assert rec.events == [("end", "ok", 40, "ok")]
+
+    class Dies(Callback):  # an exception in a callback stops the run; calling train again resumes it
+        def on_checkpoint(self, ev):
+            raise RuntimeError("node lost")
+
+    with pytest.raises(RuntimeError, match="node lost"):
+        train(cfg, tmp_path / "killed", callbacks=[Dies()])
+    assert _record(tmp_path / "killed")["status"] == "running"
+    assert train(cfg, tmp_path / "killed").step == 40
+    _assert_same(_final_state(tmp_path / "run"), _final_state(tmp_path / "killed"))
+
+    rec = Recorder()
+    bad = TrainConfig(dataset="ring8", loss="ls", arch="mlp", lr=1e12, beta1=0.0, steps=200, log_every=50, ckpt_every=100)
+    result = train(bad, tmp_path / "diverged", callbacks=[rec])
+    assert result.status == "diverged"
+    assert rec.events[-2:] == [("diverged", result.diverged_at), ("end", "diverged", result.step, "diverged")]
+    assert ("log", result.step) not in rec.events
+
+
+def test_summarize_scores_rows():
+    """The Tune reporter's summary of a run's scores rows (pure): last values, best FID, the primary
+    metric's best checkpoint in its orientation (ties: the earliest), NaN where nothing was scored."""
+    import math
+
+    from bench.runner import summarize
+
+    def row(step, fid, w1, higher=False):
+        return {"step": step, "checkpoint": f"checkpoints/step_{step:08d}.pt", "fid": fid, "w1": w1,
+                "primary": {"metric": "w1", "value": w1, "lower_is_better": not higher},
+                "provenance": {"extractor": "identity", "n_generated": 500}}
+
+    s = summarize([row(10, 3.0, 0.5), row(20, 1.0, 0.2), row(30, "nan", 0.2), row(40, 2.0, 0.9)])
+    assert (s["fid"], s["fid_best"], s["primary"], s["primary_best"], s["best_step"]) == (2.0, 1.0, 0.9, 0.2, 20)
+    assert s["checkpoint_best"] == "checkpoints/step_00000020.pt" and s["primary_metric"] == "w1"
+    assert (s["extractor"], s["n_samples"]) == ("identity", 500)
+    up = summarize([row(10, 1.0, 0.5, True), row(20, 1.0, 0.7, True), row(30, 1.0, 0.6, True)])
+    assert (up["primary_best"], up["best_step"]) == (0.7, 20)
+    empty = summarize([])
+    assert math.isnan(empty["primary"]) and empty["best_step"] is None
+    diverged = summarize([row(10, "nan", "nan")])
+    assert math.isnan(diverged["primary_best"]) and diverged["best_step"] is None

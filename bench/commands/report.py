@@ -85,6 +85,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    rep, doc, out = build(args)
+    if args.json:
+        print(json.dumps(doc, allow_nan=False))
+        return 0
+    from reports import verdicts
+
+    print(rep.headline)
+    counts = doc["verdicts"]
+    for word in verdicts.VERDICTS:
+        n = sum(1 for v in counts if v["verdict"] == word)
+        if n:
+            print(f"  {word}: {n} comparison(s)")
+    print(f"report: {out / 'index.html'} (also leaderboard.md, summary.csv, verdicts.csv, report.json)")
+    return 0
+
+
+def build(args: argparse.Namespace):
+    """Write the report the flags ask for; returns (the analysis, the report.json document, the out directory)."""
     from bench.storage import refuse_uri
 
     for where in args.inputs:  # the report reads results and checkpoints as local files, and writes next to them
@@ -109,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.baseline not in losses:
         raise UsageError(f"unknown baseline '{args.baseline}': the inputs have losses {', '.join(losses)}")
     out = Path(args.out) if args.out else default_out(args.inputs[0])
-    from reports import analysis, output, verdicts  # scipy, seaborn: after the cheap checks
+    from reports import analysis, output  # scipy, seaborn: after the cheap checks
 
     previous = output.check_out(out)
     inputs = [load.input_name(p) for p in args.inputs]
@@ -118,15 +136,4 @@ def _run(args: argparse.Namespace) -> int:
     label = f"the primary metric ({metrics.primary_label(table)})" if args.metric == metrics.PRIMARY else args.metric
     rep = analysis.analyse(trials, args.baseline, args.alpha, args.metric, args.budget, args.resamples, args.seed,
                            metric_label=label)
-    doc = output.write(rep, trials, out, inputs, previous, samples=not args.no_samples)
-    if args.json:
-        print(json.dumps(doc, allow_nan=False))
-    else:
-        print(rep.headline)
-        counts = doc["verdicts"]
-        for word in verdicts.VERDICTS:
-            n = sum(1 for v in counts if v["verdict"] == word)
-            if n:
-                print(f"  {word}: {n} comparison(s)")
-        print(f"report: {out / 'index.html'} (also leaderboard.md, summary.csv, verdicts.csv, report.json)")
-    return 0
+    return rep, output.write(rep, trials, out, inputs, previous, samples=not args.no_samples), out

@@ -205,6 +205,11 @@ def _finish(place, df) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    return _finish(*start(args))
+
+
+def start(args: argparse.Namespace):
+    """Create and run the study the flags describe; returns (its place, its results table)."""
     from bench import run_study
     from bench.storage import study_place
 
@@ -218,11 +223,15 @@ def run(args: argparse.Namespace) -> int:
             study.base["device"] = "cuda"
     check_gpu_options(study)
     run_study.create(study, place)
-    df = run_study.execute(place, resources, args.address, args.verbose)
-    return _finish(place, df)
+    return place, run_study.execute(place, resources, args.address, args.verbose)
 
 
 def resume(args: argparse.Namespace) -> int:
+    return _finish(*restart(args))
+
+
+def restart(args: argparse.Namespace):
+    """Run exactly the trials a study's ledger lacks; returns (its place, its results table)."""
     from bench import run_study
     from bench.storage import existing_place
 
@@ -233,8 +242,7 @@ def resume(args: argparse.Namespace) -> int:
         # A study made for CPUs stays on CPUs; one made for a GPU gets the measured packing.
         gpus = auto_gpus_per_trial(study, run_study.data_info(study)) if study.base.get("device") == "cuda" else 0.0
         resources = _resources(args, gpus)
-    df = run_study.execute(place, resources, args.address, args.verbose)
-    return _finish(place, df)
+    return place, run_study.execute(place, resources, args.address, args.verbose)
 
 
 def status(args: argparse.Namespace) -> int:

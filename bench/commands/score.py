@@ -80,6 +80,13 @@ def _validate(args: argparse.Namespace) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    out = compute(args)
+    print(json.dumps(out, sort_keys=True) if args.json else _table(out))
+    return 0
+
+
+def compute(args: argparse.Namespace) -> dict[str, Any]:
+    """The scores the flags ask for (strict JSON: non-finite values as strings), with provenance."""
     metrics = _validate(args)
     from bench.metrics.score import json_safe, score_checkpoint, score_generator_file
     from bench.train import pick_device
@@ -96,12 +103,7 @@ def run(args: argparse.Namespace) -> int:
         out = score_generator_file(args.generator, args.z_dim, args.dataset, **kw)
     else:
         out = score_checkpoint(args.target, dataset=args.dataset, **kw)
-    out = json_safe(out)
-    if args.json:
-        print(json.dumps(out, sort_keys=True))
-    else:
-        print(_table(out))
-    return 0
+    return json_safe(out)
 
 
 def _probe_resolution(args: argparse.Namespace) -> int | None:

@@ -113,11 +113,16 @@ def check_out_parent(out: Path) -> None:
         raise UsageError(f"--out {out}: {p} is a file, not a directory; choose an --out in a directory")
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace):
+    """Train (or resume) the run the flags describe; returns its ``RunResult``."""
     from bench.train import train
 
     check_out_parent(args.out)
-    result = train(_train_config(args), args.out)
+    return train(_train_config(args), args.out)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = execute(args)
     if args.json:
         print(json.dumps(result.to_dict(), sort_keys=True))
     else:

@@ -208,7 +208,7 @@ def _int(v: Any) -> int | None:
 
 def study_checkpoints(study_dir: Path, results, which: str) -> tuple[list[dict[str, Any]], list[str]]:
     """[(trial meta, step, checkpoint relative to the study, absolute path)] and the trials without one."""
-    from bench.checkpoint import CKPT_DIR
+    from bench.run_dir import RunDir
     from bench.runner import TRIALS
 
     out, none = [], []
@@ -225,8 +225,7 @@ def study_checkpoints(study_dir: Path, results, which: str) -> tuple[list[dict[s
         if which in ("best", "all") and best:
             rels.append(best)
         if which == "all":
-            d = study_dir / TRIALS / tid / CKPT_DIR
-            rels += [str(p.relative_to(study_dir)) for p in sorted(d.glob("step_*.pt"))]
+            rels += [str(p.relative_to(Path(study_dir).absolute())) for p in RunDir(study_dir / TRIALS / tid).checkpoints()]
         seen: dict[int, str] = {}
         for rel in rels:
             step = step_of(rel, r.get("steps"))

@@ -1,0 +1,130 @@
+"""gan-bench from Python (a notebook, a script): the CLI's commands as functions, with its defaults.
+
+    from bench import api
+
+    df = api.run_study(dataset="ring8", losses=["ns", "hinge"], budget=4, seeds=5,
+                       storage="runs/studies", name="demo")            # the results table (pandas)
+    doc = api.report("runs/studies/demo")                             # report.json's document; files in .../report/
+    print(doc["headline"])
+    api.results("runs/studies/demo")                                  # read a study's results again
+    s = api.score("runs/r8", metrics=["w1", "modes"])                 # a checkpoint or run directory
+    r = api.train(dataset="ring8", loss="ns", steps=2000, out="runs/r8")
+    api.load_plugin("examples/fgan_kl.py")                            # what --plugin does
+
+Every keyword is the command's flag with ``-`` as ``_`` (``--eval-every`` is ``eval_every``) and has
+the flag's default: the one defaults table is each command's argparse definition (bench/commands/),
+which ``options(command)`` reads, so the API and the CLI cannot drift apart. A list may stand for a
+comma-separated flag. Bad input raises ``bench.errors.UsageError`` with the CLI's one-line message,
+before anything is written; nothing is printed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UsageError
+
+__all__ = ["options", "run_study", "resume_study", "status", "results", "report", "score", "train", "load_plugin"]
+
+
+def _subparser(command: str) -> argparse.ArgumentParser:
+    from bench.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[command]
+
+
+def options(command: str) -> dict[str, Any]:
+    """The keywords a command takes and their defaults (``None``: the dataset's or the run's own)."""
+    return {a.dest: a.default for a in _subparser(command)._actions
+            if a.dest not in ("help", "json", "plugin") and a.default is not argparse.SUPPRESS}
+
+
+def _args(command: str, given: dict[str, Any]) -> argparse.Namespace:
+    """The Namespace the CLI's parser would make: defaults, then ``given`` (lists joined by commas)."""
+    known = options(command)
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise TypeError(f"{command}() got unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    actions = {a.dest: a for a in _subparser(command)._actions}
+    needed = [d for d, a in actions.items()
+              if (a.required or (not a.option_strings and a.nargs not in ("?", "*"))) and given.get(d) is None]
+    if needed:
+        raise TypeError(f"{command}() needs {', '.join(needed)}")
+    values = dict(known)
+    for k, v in given.items():
+        if isinstance(v, (list, tuple)) and type(actions[k]) is argparse._StoreAction and actions[k].nargs is None:
+            # a comma-separated flag: losses=["ns", "hinge"] is --losses ns,hinge
+            v = ",".join(map(str, v))
+        values[k] = [str(x) for x in v] if isinstance(v, (list, tuple)) else str(v) if isinstance(v, os.PathLike) else v
+    return argparse.Namespace(command=command, json=False, plugin=None, **values)
+
+
+def run_study(**kw: Any):
+    """``bench run``: create and run a study; returns its results table (``df.attrs["study"]``: where it is)."""
+    from bench.commands import run
+
+    place, df = run.start(_args("run", kw))
+    df.attrs["study"] = str(place)
+    return df
+
+
+def resume_study(study_dir: str | Path, **kw: Any):
+    """``bench resume``: run exactly the trials the study's ledger lacks; returns its results table."""
+    from bench.commands import run
+
+    place, df = run.restart(_args("resume", {"study_dir": study_dir, **kw}))
+    df.attrs["study"] = str(place)
+    return df
+
+
+def status(study_dir: str | Path):
+    """``bench status``: the study's progress per cell (a DataFrame)."""
+    from bench.run_study import status_table
+    from bench.storage import existing_place
+
+    return status_table(existing_place(str(study_dir)))
+
+
+def results(study_dir: str | Path):
+    """A study's results table (``<study>/results.parquet``, one row per finished trial)."""
+    from bench import results as results_
+
+    path = Path(study_dir)
+    if not (path / results_.RESULTS).is_file() and not (path.is_file() and path.suffix == ".parquet"):
+        raise UsageError(f"no study results at {path} (expected a study directory made by bench run, or its {results_.RESULTS})")
+    return results_.read(path)
+
+
+def report(*inputs: str | Path, **kw: Any) -> dict[str, Any]:
+    """``bench report``: write the report of studies or results files; returns report.json's document
+    (with ``out``: the directory holding index.html)."""
+    from bench.commands import report as report_
+
+    if not inputs:
+        raise TypeError("report() needs at least one study directory or results file")
+    _, doc, out = report_.build(_args("report", {"inputs": list(inputs), **kw}))
+    return {**doc, "out": str(out)}
+
+
+def score(target: str | Path | None = None, **kw: Any) -> dict[str, Any]:
+    """``bench score``: scores of a checkpoint or run directory (or ``generator=FILE.pt2, z_dim=, dataset=``)."""
+    from bench.commands import score as score_
+
+    return score_.compute(_args("score", {"target": target, **kw}))
+
+
+def train(**kw: Any):
+    """``bench train``: train (or resume) one run into ``out``; returns its ``RunResult``."""
+    from bench.commands import train as train_
+
+    return train_.execute(_args("train", kw))
+
+
+def load_plugin(spec: str | Path):
+    """What ``--plugin`` does: import a file or module that registers components (idempotent)."""
+    from bench import plugins
+
+    return plugins.load(str(spec))
