@@ -228,7 +228,7 @@ class _registering:
         self.before = {k: set(table) for k, table in _tables().items()}
 
     def __exit__(self, kind, err, tb) -> bool:
-        if err is None or not isinstance(err, Exception):  # Ctrl-C stays Ctrl-C
+        if err is None or isinstance(err, (KeyboardInterrupt, GeneratorExit)):  # Ctrl-C stays Ctrl-C
             return False
         for key, table in _tables().items():
             for name in set(table) - self.before.get(key, set(table)):

@@ -15,7 +15,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 
@@ -246,43 +246,43 @@ def _execute(place: StudyPlace, study: Study, info: dict[str, DataInfo], resourc
 
     from bench.io import remove_stale_tmp
     from bench.progress import Progress
-    from bench.runner import init_ray, run_trials
+    from bench.runner import Driver, Trials, init_ray, run_trials
 
-    study_dir = place.local
-    remove_stale_tmp(study_dir, RESULTS)  # a driver killed mid-rewrite leaves its temporary file
-    ledger = Ledger(study_dir, functools.partial(place.remote.write, RESULTS) if place.remote else None)
-    root = place.trials_root
-    search = search_trials(study, info)
-    total = {c.key: study.budget + study.seeds for c in cells(study)}
+    remove_stale_tmp(place.local, RESULTS)  # a driver killed mid-rewrite leaves its temporary file
+    ledger = Ledger(place.local, functools.partial(place.remote.write, RESULTS) if place.remote else None)
     init_ray(address, verbose)
     try:
-        with Progress(total, live=live) as progress:
+        with Progress({c.key: study.budget + study.seeds for c in cells(study)}, live=live) as progress:
             for r in ledger.rows:
                 progress.count(f"{r['dataset']}/{r['loss']}/{r['arch']}", r)
-            done = ledger.trial_ids()
-            if study.search == "random":
-                run_trials([s for s in search if s.trial_id not in done], study.name, study_dir, ledger, resources,
-                           verbose, progress, study.early_stop, trials_root=root)
-            else:
-                _run_tpe(study, info, search, ledger, study_dir, resources, verbose, progress, root)
-            seeds = seed_trials(study, info, ledger.frame())
-            done = ledger.trial_ids()
-            run_trials([s for s in seeds if s.trial_id not in done], study.name, study_dir, ledger, resources,
-                       verbose, progress, trials_root=root)
+            driver = Driver(study.name, place.local, ledger, resources, verbose, progress, place.trials_root)
+            for batch in SEARCH[study.search](study, info, ledger):  # phase 1, one batch after another
+                run_trials(driver, batch)
+            done = ledger.trial_ids()  # phase 3: the seeds of every cell whose search is complete
+            run_trials(driver, Trials([s for s in seed_trials(study, info, ledger.frame()) if s.trial_id not in done]))
     finally:
         ray.shutdown()
     return ledger.frame()
 
 
-def _run_tpe(study: Study, info: dict[str, DataInfo], search: list[TrialSpec], ledger: Ledger, study_dir: Path,
-             resources, verbose: bool, progress, trials_root: str) -> None:
-    """Config 0 of every cell (published defaults), then per cell TPE proposes the other B-1,
-    warm-started on resume with what the ledger holds."""
-    from bench.runner import run_trials, tpe_searcher
+# ---- the search phase, as strategies: each yields the batches of trials the ledger still lacks -----
+# (generators: a batch is computed when the previous one has finished, from the ledger as it is then)
+
+def random_search(study: Study, info: dict[str, DataInfo], ledger: Ledger) -> Iterator:
+    """Lucic et al.'s protocol: B configs per cell drawn up front from the study seed, one batch."""
+    from bench.runner import Trials
 
     done = ledger.trial_ids()
-    run_trials([s for s in search if s.config_id == 0 and s.trial_id not in done], study.name, study_dir, ledger,
-               resources, verbose, progress, study.early_stop, trials_root=trials_root)
+    yield Trials([s for s in search_trials(study, info) if s.trial_id not in done], study.early_stop)
+
+
+def tpe_search(study: Study, info: dict[str, DataInfo], ledger: Ledger) -> Iterator:
+    """Config 0 of every cell (published defaults), then per cell TPE proposes the other B-1,
+    warm-started on resume with what the ledger holds."""
+    from bench.runner import Trials, tpe_searcher
+
+    done = ledger.trial_ids()
+    yield Trials([s for s in search_trials(study, info) if s.config_id == 0 and s.trial_id not in done], study.early_stop)
     for cell in cells(study):
         df = ledger.frame()
         rows = df[(df["dataset"] == cell.dataset) & (df["loss"] == cell.loss) & (df["arch"] == cell.arch)
@@ -292,10 +292,13 @@ def _run_tpe(study: Study, info: dict[str, DataInfo], search: list[TrialSpec], l
             continue
         warm = [{"hp": hp_of_row(r, cell.loss), "objective": objective(r)}
                 for _, r in rows.iterrows() if r["config_id"] > 0]
-        tpe = {"study": study.to_dict(), "cell": [cell.dataset, cell.loss, cell.arch],
-               "steps": _length(study, info, cell.dataset)}
-        run_trials([], study.name, study_dir, ledger, resources, verbose, progress, study.early_stop,
-                   searcher=tpe_searcher(study, cell, warm), tpe=tpe, num_samples=left, trials_root=trials_root)
+        proposal = {"study": study.to_dict(), "cell": [cell.dataset, cell.loss, cell.arch],
+                    "steps": _length(study, info, cell.dataset)}
+        yield Trials(early_stop=study.early_stop, searcher=tpe_searcher(study, cell, warm), proposal=proposal,
+                     num_samples=left)
+
+
+SEARCH = {"random": random_search, "tpe": tpe_search}  # keys: bench.study.SEARCHES (tested)
 
 
 def status_table(where: Path | StudyPlace) -> pd.DataFrame:

@@ -25,7 +25,7 @@ import shutil  # noqa: E402
 import socket  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any, Callable  # noqa: E402
 
@@ -187,7 +187,8 @@ class TuneReporter(Callback):
 
 # ---- adaptive search (TPE): hyperparameters come from the searcher, identity from their values ----
 
-TPE_SEP = "__"  # "loss.clip" -> "loss__clip": Ray reads dots and slashes in config keys as nesting
+TPE_SEP = "__"
+PROPOSED = -1  # the config id of a searcher's proposal until the driver records it (the cell's next id)  # "loss.clip" -> "loss__clip": Ray reads dots and slashes in config keys as nesting
 
 
 def spec_of(config: dict[str, Any]) -> TrialSpec:
@@ -202,7 +203,7 @@ def spec_of(config: dict[str, Any]) -> TrialSpec:
     study, cell = Study.from_dict(t["study"]), Cell(*t["cell"])
     hp = {k.replace(TPE_SEP, "."): v for k, v in config.items() if k not in ("tpe", "study_dir", "plugins")}
     key = derive_seed(sorted(hp.items()))
-    spec = make_trial(study, cell, "search", -1, 0, hp, t["steps"])
+    spec = make_trial(study, cell, "search", PROPOSED, 0, hp, t["steps"])
     spec.trial_id = f"{cell.dataset}-{cell.loss}-{cell.arch}-search-t{key:010d}"
     spec.config["seed"] = derive_seed(study.seed, cell.key, "tpe", key, "train")
     return spec
@@ -287,23 +288,53 @@ def init_ray(address: str | None, verbose: bool) -> None:
         ray.init(address="local", include_dashboard=False, logging_level=level, log_to_driver=verbose)
 
 
-def run_trials(specs: list[TrialSpec], study_name: str, study_dir: Path, ledger: Ledger, resources: Resources,
-               verbose: bool = False, progress: Callable[[str, TrialSpec, dict], None] | None = None,
-               early_stop: str = "none", searcher: Any = None, tpe: dict[str, Any] | None = None,
-               num_samples: int = 0, trials_root: str | None = None) -> None:
-    """Run trials on the Ray cluster already initialised; every finished trial becomes a row.
+@dataclass
+class Driver:
+    """A study's run-time context in the driver, for every batch of trials it runs.
 
-    Either ``specs`` (a fixed list: random search, seeds) or ``searcher`` + ``tpe`` + ``num_samples``
-    (adaptive search: the searcher proposes hyperparameters for one cell). ``study_dir`` is the
-    driver's study directory (Tune's files go under ``ray/``); ``trials_root`` is where trials find
-    the study (default: ``study_dir``; an S3 URI for a study on S3)."""
+    ``study_dir`` is the driver's study directory (Tune's files go under ``ray/``); ``trials_root``
+    is where trials find the study (default: ``study_dir``; the S3 URI of a study on S3)."""
+
+    study_name: str
+    study_dir: Path
+    ledger: Ledger
+    resources: Resources
+    verbose: bool = False
+    progress: Callable[[str, TrialSpec, dict], None] | None = None  # (event, spec, row) -> None
+    trials_root: str | None = None
+
+
+@dataclass
+class Trials:
+    """One batch of trials for one Tuner: a fixed list (random search, the seeds phase), or a Tune
+    ``searcher`` proposing ``num_samples`` configs of one cell (TPE), with the ``proposal`` a worker
+    needs to turn a proposed config into a TrialSpec (``spec_of``)."""
+
+    specs: list[TrialSpec] = field(default_factory=list)
+    early_stop: str = "none"
+    searcher: Any = None
+    proposal: dict[str, Any] | None = None
+    num_samples: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.specs) or self.num_samples > 0
+
+    def param_space(self, tune: Any) -> dict[str, Any]:
+        if self.searcher is None:
+            return {"spec": tune.grid_search([s.__dict__ for s in self.specs])}
+        return {"tpe": self.proposal}
+
+
+def run_trials(driver: Driver, trials: Trials) -> None:
+    """Run a batch of trials on the Ray cluster already initialised; every finished trial becomes a row."""
     from ray import tune
 
     from bench import plugins
 
-    if not specs and not num_samples:
+    if not trials:
         return
-    emit = progress or (lambda event, spec, result: None)
+    ledger, study_dir, resources = driver.ledger, driver.study_dir, driver.resources
+    emit = driver.progress or (lambda event, spec, result: None)
 
     storage_failure: list[OSError] = []
 
@@ -316,10 +347,10 @@ def run_trials(specs: list[TrialSpec], study_name: str, study_dir: Path, ledger:
             # (once there is space) runs this trial again from its last checkpoint.
             storage_failure.append(OSError(code, why[0] if why else os.strerror(code), where))
             raise storage_failure[-1]
-        if spec.config_id < 0:
+        if spec.config_id == PROPOSED:
             spec.config_id = ledger.next_config_id(spec.dataset, spec.loss, spec.arch)
         status = status or ("ok" if res.get("status", "ok") == "running" else res["status"])
-        row = make_row(study_name, spec, res, status, error)
+        row = make_row(driver.study_name, spec, res, status, error)
         try:
             ledger.add(row)
         except OSError as e:  # results.parquet could not be replaced: the last good one is intact
@@ -338,27 +369,23 @@ def run_trials(specs: list[TrialSpec], study_name: str, study_dir: Path, ledger:
         def on_trial_error(self, iteration, trials, trial, **info):
             finish(trial, "failed", _error_line(trial))
 
-    if not verbose:
+    if not driver.verbose:
         # Tune logs every failed trial with its traceback; the ledger records the error line and
         # the trial's error.txt keeps the rest, so the terminal shows only the progress display.
         logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.CRITICAL)
-    scheduler = asha() if early_stop == "asha" else None
+    scheduler = asha() if trials.early_stop == "asha" else None
     trainable = tune.with_resources(trial_fn, {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
     # the driver has loaded exactly the study's plugins (run_study.execute): they travel with every trial
-    shared = {"study_dir": trials_root or str(study_dir), "plugins": plugins.travel()}
-    if searcher is None:
-        param_space = {"spec": tune.grid_search([s.__dict__ for s in specs]), **shared}
-    else:
-        param_space = {"tpe": tpe, **shared}
-    metric = "objective" if scheduler is not None or searcher is not None else None
+    shared = {"study_dir": driver.trials_root or str(study_dir), "plugins": plugins.travel()}
+    metric = "objective" if scheduler is not None or trials.searcher is not None else None
     tuner = tune.Tuner(
         trainable,
-        param_space=param_space,
+        param_space={**trials.param_space(tune), **shared},
         tune_config=tune.TuneConfig(max_concurrent_trials=resources.max_concurrent, reuse_actors=True,
-                                    scheduler=scheduler, search_alg=searcher, num_samples=num_samples or 1,
+                                    scheduler=scheduler, search_alg=trials.searcher, num_samples=trials.num_samples or 1,
                                     metric=metric, mode="min" if metric else None),
         run_config=tune.RunConfig(
-            name=f"tune-{int(time.time() * 1000)}", storage_path=str(study_dir / "ray"), verbose=2 if verbose else 0,
+            name=f"tune-{int(time.time() * 1000)}", storage_path=str(study_dir / "ray"), verbose=2 if driver.verbose else 0,
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1), callbacks=[LedgerCallback()],
         ),

@@ -36,7 +36,7 @@ def main() -> None:
 
     import sweeps
     from bench.results import Ledger
-    from bench.runner import Resources, init_ray, run_trials
+    from bench.runner import Driver, Resources, Trials, init_ray, run_trials
     from bench.study import Cell, Study, make_trial
     from bench.train import train
 
@@ -69,8 +69,8 @@ def main() -> None:
                 d = tmp / f"ray{conc}x{k}"
                 d.mkdir()
                 t = time.perf_counter()
-                run_trials([s for j in range(k) for s in specs(f"c{conc}x{k}r{j}")], "bench", d, Ledger(d),
-                           Resources(1.0, 0.0, conc))
+                run_trials(Driver("bench", d, Ledger(d), Resources(1.0, 0.0, conc)),
+                           Trials([s for j in range(k) for s in specs(f"c{conc}x{k}r{j}")]))
                 timings[conc, k] = time.perf_counter() - t
         finally:
             ray.shutdown()

@@ -254,3 +254,93 @@ def test_a_plugin_dataset_and_metric_through_a_study_and_its_report(tmp_path):
     assert doc["metric"] == "energy" and doc["lower_is_better"] is True and doc["metric_known"] is True
     assert doc["datasets"] == ["circle16"] and {v["verdict"] for v in doc["verdicts"]} == {"inconclusive"}
     assert (study / "report" / "samples-00-circle16.png").stat().st_size > 0
+
+
+# ---- generated plugins (hypothesis): each loads whole, or is refused with one line and rolled back ----
+
+GOOD = {  # statements that register one valid component named from {n} (a class named from {i})
+    "loss": "import losses\n@losses.register('gl-{n}')\nclass L{i}(losses.Loss):\n"
+            "    published = {{'lr': 1e-4, 'beta1': 0.5, 'n_disc': 1, 'd_norm': 'none'}}\n"
+            "    def d_loss(self, r, f): return r.mean()\n    def g_loss(self, f, r=None): return f.mean()\n",
+    "arch": "import models\n@models.register('ga-{n}')\nclass A{i}:\n    def generator(self, spec, z_dim): pass\n"
+            "    def discriminator(self, spec, norm, head): pass\n    def encoder(self, spec, norm): pass\n"
+            "    def decoder(self, spec): pass\n",
+    "dataset": "from bench import datasets\ndatasets.register('gd-{n}', 'm:f', kind='points', steps=10)\n",
+    "metric": "from bench.metrics import register_metric\n"
+              "register_metric('gm-{n}', 'm:f', needs='samples', keys=('gk-{n}',), higher_is_better=('gk-{n}',))\n",
+}
+BAD = [  # statements that must make the whole plugin fail
+    "raise RuntimeError('boom')\n", "raise SystemExit(3)\n", "import no_such_module_anywhere\n", "x = (\n",
+    "1 / 0\n", "import losses\n@losses.register('ns')\nclass D(losses.Loss):\n    pass\n",
+    "import losses\n@losses.register('bad name')\nclass B(losses.Loss):\n    pass\n",
+    "import models\n@models.register('half-arch')\nclass H:\n    pass\n",
+    "from bench import datasets\ndatasets.register('ring8', 'm:f', kind='points')\n",
+    "from bench import datasets\ndatasets.register('img', 'm:f', kind='images')\n",
+    "from bench import datasets\ndatasets.register('k', 'm:f', kind='sounds')\n",
+    "from bench.metrics import register_metric\nregister_metric('w1x', 'm:f', needs='features', keys=('w1',))\n",
+    "from bench.metrics import register_metric\nregister_metric('nx', 'm:f', needs='pixels', keys=('nx',))\n",
+]
+_examples = iter(range(10**9))
+
+
+def _registered() -> tuple:
+    return (tuple(losses.names()), tuple(models.names()), tuple(datasets.names()), tuple(metrics.metric_names()))
+
+
+@pytest.fixture
+def restore_registries():
+    """Generated good plugins register for real: take their components out again after the test."""
+    before = {k: dict(t) for k, t in plugins._tables().items()}
+    yield
+    for k, t in plugins._tables().items():
+        t.clear()
+        t.update(before[k])
+
+
+def test_generated_plugins_load_whole_or_are_refused_whole(tmp_path_factory, restore_registries):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    statement = st.one_of(st.sampled_from(sorted(GOOD)).map(lambda k: ("good", k)),
+                          st.sampled_from(BAD).map(lambda s: ("bad", s)))
+
+    @settings(deadline=None, derandomize=True, database=None, max_examples=60,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(statement, min_size=1, max_size=5))
+    def check(stmts):
+        n = next(_examples)
+        d = tmp_path_factory.mktemp("plugin")
+        path = d / f"gen_{n}.py"
+        path.write_text("".join(GOOD[k].format(n=f"{n}-{i}", i=f"{n}_{i}") if kind == "good" else k
+                                for i, (kind, k) in enumerate(stmts)))
+        before = _registered()
+        if all(kind == "good" for kind, _ in stmts):
+            plugins.load(str(path))
+            added = {k: [f"{p}-{n}-{i}" for i, (_, kk) in enumerate(stmts) if kk == k]
+                     for k, p in (("loss", "gl"), ("arch", "ga"), ("dataset", "gd"), ("metric", "gm"))}
+            assert set(added["loss"]) <= set(losses.names()) and set(added["arch"]) <= set(models.names())
+            assert set(added["dataset"]) <= set(datasets.names()) and set(added["metric"]) <= set(metrics.metric_names())
+            for name in added["loss"]:
+                losses.get(name)  # the loss's contract holds: it builds
+        else:
+            with pytest.raises(plugins.PluginError) as e:
+                plugins.load(str(path))
+            msg = str(e.value)
+            assert msg.startswith(f"plugin {path}: ") and "\n" not in msg and "Traceback" not in msg
+            assert _registered() == before  # the good statements before the bad one are rolled back
+            assert not any(m.startswith(f"gan_bench_plugin_gen_{n}_") for m in sys.modules)
+        assert sorted(p.name for p in d.iterdir()) == [path.name]  # nothing written beside it
+
+    check()
+
+
+def test_a_generated_broken_plugin_through_the_cli_is_one_line_exit_2(tmp_path):
+    """The same refusal through a real `bench` process, for one statement of each bad kind."""
+    for i, stmt in enumerate(BAD):
+        path = tmp_path / f"bad_{i}.py"
+        path.write_text(GOOD["loss"].format(n=f"cli-{i}", i=i) + stmt)
+        before = sorted(p.name for p in tmp_path.iterdir())
+        r = bench("--plugin", path, "list", "losses")
+        assert r.returncode == 2 and r.stdout == "", (stmt, r.stdout, r.stderr)
+        assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith(f"bench: error: plugin {path}: "), (stmt, r.stderr)
+        assert sorted(p.name for p in tmp_path.iterdir()) == before
