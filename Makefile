@@ -26,10 +26,10 @@ run: $(STAMP)
 		--metrics w1,fid,modes --samples 2000 --storage runs/studies --name ring8-demo; fi
 	$(BIN)/bench report $(DEMO)
 
-# Two test files at a time (most tests wait on subprocesses and Ray): about 8 minutes on 2 cores
-# (measured from a fresh clone, README "Development").
+# Two test files at a time, the longest first (tests/conftest.py FILE_SECONDS; three at a time was
+# slower: 14:10 against 13:27): about 13 minutes on 2 cores (README "Development").
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder tests
 
 # The reliability suite alone (kills, full/read-only storage, bad inputs, security, load), with its figures.
 reliability: $(STAMP)

@@ -42,10 +42,10 @@ def test_bad_input_raises_the_clis_message_and_writes_nothing(tmp_path):
 
 def test_a_study_its_results_report_and_scores_from_python(tmp_path):
     """run_study -> results -> report -> score in one process, each equal to the CLI's on the same files."""
-    df = api.run_study(dataset="ring8", losses=["ns", "hinge"], budget=2, seeds=2, storage=tmp_path, name="s", **QUICK)
+    df = api.run_study(dataset="ring8", losses=["ns", "hinge"], budget=2, seeds=1, storage=tmp_path, name="s", **QUICK)
     study = tmp_path / "s"
     assert df.attrs["study"] == str(study)
-    assert len(df) == 2 * 2 + 2 * 2 and (df["status"] == "ok").all() and (df["primary_metric"] == "w1").all()
+    assert len(df) == 2 * 2 + 2 * 1 and (df["status"] == "ok").all() and (df["primary_metric"] == "w1").all()
     again = api.results(study)
     assert again["trial_id"].tolist() == df["trial_id"].tolist()
     assert len(api.resume_study(study)) == len(df)  # nothing left to run: the same table

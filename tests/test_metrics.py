@@ -283,7 +283,23 @@ def test_registries_validate_and_are_shared_with_torch_fidelity():
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
     register_with_torch_fidelity()
-    assert {"identity", "digits-cnn", "inception-v3-compat"} <= set(FEATURE_EXTRACTORS_REGISTRY)
+    assert {"identity", "digits-cnn", "digits-cnn-channels", "inception-v3-compat"} <= set(FEATURE_EXTRACTORS_REGISTRY)
+    from bench.metrics import feature_extractor_digits_cnn as dcnn
+    from bench.metrics import registry
+
+    assert FEATURE_EXTRACTORS_REGISTRY["digits-cnn-channels"] is dcnn.FeatureExtractorDigitsCNNChannels
+    # one call registers both: ours now, torch-fidelity's on first use, under the same name
+    registry.register_extractor("test-flat", "bench.metrics.feature_extractor_identity:build",
+                                fidelity="bench.metrics.feature_extractor_identity:FeatureExtractorIdentity")
+    try:
+        assert "test-flat" in registry.extractor_names() and "test-flat" not in FEATURE_EXTRACTORS_REGISTRY
+        register_with_torch_fidelity("test-flat")
+        assert FEATURE_EXTRACTORS_REGISTRY["test-flat"].__name__ == "FeatureExtractorIdentity"
+    finally:
+        registry._EXTRACTORS.pop("test-flat", None)
+        FEATURE_EXTRACTORS_REGISTRY.pop("test-flat", None)
+    with pytest.raises(ValueError, match="fidelity class must be callable"):
+        registry.register_extractor("test-bad", "m:f", fidelity="no-colon")
     with pytest.raises(ValueError, match="already registered"):
         register_metric("fid", lambda g, r, c: {}, needs="features", keys=("fid",))
     with pytest.raises(ValueError, match="needs must be"):

@@ -28,6 +28,23 @@ def bench(*args, env=None, **kw) -> subprocess.CompletedProcess:
                           env={**os.environ, **(env or {})}, **kw)
 
 
+@pytest.fixture(autouse=True)
+def _restore_registries():
+    """Plugins loaded in this process register for real: take their components out again after each
+    test, so that other test files in this worker see only the package's own."""
+    before = {k: dict(t) for k, t in plugins._tables().items()}
+    loaded, modules = dict(plugins._LOADED), set(sys.modules)
+    yield
+    for k, t in plugins._tables().items():
+        t.clear()
+        t.update(before[k])
+    plugins._LOADED.clear()
+    plugins._LOADED.update(loaded)
+    for m in set(sys.modules) - modules:
+        if m.startswith("gan_bench_plugin_"):
+            del sys.modules[m]
+
+
 def test_the_parser_is_built_without_torch_or_the_scientific_stack():
     code = ("import sys; from bench.cli import build_parser; build_parser(); "
             "print(sorted(m for m in ('torch', 'numpy', 'pandas', 'optuna', 'ray', 'scipy') if m in sys.modules))")
@@ -287,17 +304,7 @@ def _registered() -> tuple:
     return (tuple(losses.names()), tuple(models.names()), tuple(datasets.names()), tuple(metrics.metric_names()))
 
 
-@pytest.fixture
-def restore_registries():
-    """Generated good plugins register for real: take their components out again after the test."""
-    before = {k: dict(t) for k, t in plugins._tables().items()}
-    yield
-    for k, t in plugins._tables().items():
-        t.clear()
-        t.update(before[k])
-
-
-def test_generated_plugins_load_whole_or_are_refused_whole(tmp_path_factory, restore_registries):
+def test_generated_plugins_load_whole_or_are_refused_whole(tmp_path_factory):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 

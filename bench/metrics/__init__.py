@@ -7,8 +7,9 @@ Modules (one per metric family and per extractor, like torch-fidelity):
   dataset, such as sample counts and default metrics, is in its registration: ``bench.datasets.describe``).
 - ``registry``: ``register_extractor`` / ``register_metric``, ``get_extractor``, ``extractor_names``.
 - ``feature_extractor_identity``, ``feature_extractor_digits_cnn``, ``feature_extractor_inception``:
-  the extractors; importing them (``register_with_torch_fidelity()``) registers the first two in
-  torch-fidelity under the same names (``inception-v3-compat`` is torch-fidelity's own).
+  the extractors; each ``register_extractor`` call names its torch-fidelity class too, which goes
+  into torch-fidelity's registry under the same name on first use (``register_with_torch_fidelity()``;
+  ``inception-v3-compat`` is torch-fidelity's own).
 - ``fidelity`` (FID and IS by torch-fidelity's functions, KID and PR by ``kid`` and ``knn`` with
   torch-fidelity's conventions), ``density_coverage``, ``modes``, ``wasserstein``.
 - ``knn``: exact k-NN balls (KD-trees, or blocked matmul + topk); ``kid``: KID's subsets batched.

@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 import torch_fidelity
 from torch import nn
-from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from bench.errors import UsageError
 from bench.io import atomic_torch_save
@@ -115,9 +114,6 @@ class FeatureExtractorDigitsCNNChannels(FeatureExtractorDigitsCNN):
 
 
 CHANNELS = "digits-cnn-channels"
-for _name, _cls in ((NAME, FeatureExtractorDigitsCNN), (CHANNELS, FeatureExtractorDigitsCNNChannels)):
-    if _name not in FEATURE_EXTRACTORS_REGISTRY:
-        torch_fidelity.register_feature_extractor(_name, _cls)
 
 
 def _build(cls, name: str, logits: str | None, resize: str, weights: str | None, device) -> Extractor:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import torch
 import torch_fidelity
-from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from bench.errors import UsageError
 from bench.metrics.extractor import Extractor
@@ -39,10 +38,6 @@ class FeatureExtractorIdentity(torch_fidelity.FeatureExtractorBase):
     @staticmethod
     def get_dummy_input_for_compile() -> torch.Tensor:
         return torch.zeros(1, 3, 4, 4, dtype=torch.uint8)
-
-
-if NAME not in FEATURE_EXTRACTORS_REGISTRY:
-    torch_fidelity.register_feature_extractor(NAME, FeatureExtractorIdentity)
 
 
 def build(weights: str | None = None, device="cpu") -> Extractor:

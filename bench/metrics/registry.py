@@ -3,14 +3,14 @@
 An entry is a callable or a ``"module:attribute"`` string resolved on first use, so that listing and
 validating names (``bench score --metrics typo``) does not import torch-fidelity.
 
-- extractor factory: ``factory(weights: str | None, device) -> Extractor`` (bench.metrics.extractor)
+- extractor factory: ``factory(weights: str | None, device) -> Extractor`` (bench.metrics.extractor), with
+  the torch-fidelity class it wraps (registered in torch-fidelity's registry under the same name)
 - metric function: ``fn(gen: Features, ref: Reference | None, ctx: Context) -> dict[str, float]``
   (bench.metrics.score); ``needs`` says what it reads: "features" (with the real side),
   "logits" (generated side only) or "samples" (the raw samples, e.g. 2-D points).
 """
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -31,7 +31,7 @@ class MetricEntry:
     columns: tuple[str, ...] = ()  # keys a study's results row keeps (from a trial's last checkpoint)
 
 
-_EXTRACTORS: dict[str, Callable | str] = {}
+_EXTRACTORS: dict[str, "ExtractorEntry"] = {}
 _METRICS: dict[str, MetricEntry] = {}
 _BUILT: dict[tuple, Any] = {}  # recently built extractors (see get_extractor)
 _KEEP = 3
@@ -48,12 +48,24 @@ def _resolve(obj: Callable | str) -> Callable:
     return resolve(obj)
 
 
-def register_extractor(name: str, factory: Callable | str) -> None:
-    """Register ``factory(weights, device) -> Extractor`` under ``name``."""
+@dataclass(frozen=True)
+class ExtractorEntry:
+    name: str
+    factory: Callable | str   # factory(weights, device) -> bench.metrics.extractor.Extractor
+    fidelity: Callable | str | None  # its torch_fidelity.FeatureExtractorBase class; None: torch-fidelity has it
+
+
+def register_extractor(name: str, factory: Callable | str, *, fidelity: Callable | str | None = None) -> None:
+    """Register ``factory(weights, device) -> Extractor`` under ``name``, and with it the
+    ``torch_fidelity.FeatureExtractorBase`` subclass ``fidelity`` under the same name in torch-fidelity's
+    registry (so ``torch_fidelity.calculate_metrics(feature_extractor=name)`` computes the same features);
+    that happens on first use (``get_extractor``, ``register_with_torch_fidelity``), not at import.
+    ``fidelity=None``: a name torch-fidelity registers itself (``inception-v3-compat``)."""
     _check_name(name, _EXTRACTORS, "feature extractor")
-    if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
-        raise ValueError(f"extractor factory must be callable or 'module:attr', got {factory!r}")
-    _EXTRACTORS[name] = factory
+    for what, obj in (("factory", factory), ("fidelity class", fidelity)):
+        if obj is not None and not (callable(obj) or (isinstance(obj, str) and ":" in obj)):
+            raise ValueError(f"extractor {what} must be callable or 'module:attr', got {obj!r}")
+    _EXTRACTORS[name] = ExtractorEntry(name, factory, fidelity)
 
 
 def register_metric(name: str, fn: Callable | str, *, needs: str, keys: tuple[str, ...],
@@ -108,18 +120,22 @@ def get_extractor(name: str, weights: str | None = None, device: Any = "cpu"):
     key = (check_extractor(name), str(device), _stamp(weights), _stamp(os.environ.get("GAN_BENCH_INCEPTION_WEIGHTS")),
            os.environ.get("TORCH_HOME"), os.environ.get("GAN_BENCH_CACHE"))
     if key not in _BUILT:
-        ex = _resolve(_EXTRACTORS[name])(weights, device)
+        register_with_torch_fidelity(name)
+        ex = _resolve(_EXTRACTORS[name].factory)(weights, device)
         while len(_BUILT) >= _KEEP:
             _BUILT.pop(next(iter(_BUILT)))
         _BUILT[key] = ex
     return _BUILT[key]
 
 
-def register_with_torch_fidelity() -> None:
-    """Make our extractor names work in ``torch_fidelity.calculate_metrics(feature_extractor=NAME)``:
-    importing their modules registers them (``inception-v3-compat`` is torch-fidelity's own)."""
-    for module in ("identity", "digits_cnn", "inception"):
-        importlib.import_module(f"bench.metrics.feature_extractor_{module}")
+def register_with_torch_fidelity(*names: str) -> None:
+    """Put our extractors (all, or ``names``) into torch-fidelity's registry, each under its name."""
+    import torch_fidelity
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    for e in (_EXTRACTORS[n] for n in names) if names else _EXTRACTORS.values():
+        if e.fidelity is not None and e.name not in FEATURE_EXTRACTORS_REGISTRY:
+            torch_fidelity.register_feature_extractor(e.name, _resolve(e.fidelity))
 
 
 def _stamp(path: str | None) -> tuple | None:
@@ -156,10 +172,12 @@ def metric_fn(name: str) -> Callable:
 
 
 # -- built-ins ---------------------------------------------------------------------------------
-register_extractor("identity", "bench.metrics.feature_extractor_identity:build")
-register_extractor("digits-cnn", "bench.metrics.feature_extractor_digits_cnn:build")
-register_extractor("digits-cnn-channels", "bench.metrics.feature_extractor_digits_cnn:build_channels")
-register_extractor("inception-v3-compat", "bench.metrics.feature_extractor_inception:build")
+_X = "bench.metrics.feature_extractor_"
+register_extractor("identity", f"{_X}identity:build", fidelity=f"{_X}identity:FeatureExtractorIdentity")
+register_extractor("digits-cnn", f"{_X}digits_cnn:build", fidelity=f"{_X}digits_cnn:FeatureExtractorDigitsCNN")
+register_extractor("digits-cnn-channels", f"{_X}digits_cnn:build_channels",
+                   fidelity=f"{_X}digits_cnn:FeatureExtractorDigitsCNNChannels")
+register_extractor("inception-v3-compat", f"{_X}inception:build")  # torch-fidelity's own
 
 # (columns: what results tables have carried since the first studies; every key stays in scores.jsonl)
 register_metric("fid", "bench.metrics.fidelity:fid", needs="features", keys=("fid",))
