@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from bench.errors import UsageError
-from bench.lazy import resolve
+from bench.lazy import entry
 
 if TYPE_CHECKING:
     from .base import Loss
@@ -89,14 +88,11 @@ def check(name: str, cls: Any) -> None:
 
 def loss_class(name: str) -> type[Loss]:
     """The class registered as ``name`` (to read ``params``, ``published``, ``d_head``...)."""
-    try:
-        target = _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise UsageError(f"unknown loss '{name}'; known: {', '.join(names())}") from None
-    if isinstance(target, str):  # first use of a lazy registration
-        check(name, target := resolve(target))
-        target.name, _REGISTRY[name] = name, target
-    return target
+    def checked(n: str, cls: type[Loss]) -> None:
+        check(n, cls)
+        cls.name = n
+
+    return entry(_REGISTRY, name, "loss", checked)
 
 
 def get(name: str, **params: float) -> Loss:

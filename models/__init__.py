@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from bench.errors import UsageError
-from bench.lazy import resolve
+from bench.lazy import entry
 
 if TYPE_CHECKING:
     from torch import nn
@@ -102,14 +102,7 @@ def check(name: str, builder: Any) -> None:
 
 def builder(name: str) -> Callable[[DataSpec], Architecture]:
     """The builder registered as ``name`` (imported on first use)."""
-    try:
-        target = _ARCHS[name]
-    except (KeyError, TypeError):
-        raise UsageError(f"unknown arch {name!r}; known: {', '.join(names())}") from None
-    if isinstance(target, str):  # first use of a lazy registration
-        check(name, target := resolve(target))
-        _ARCHS[name] = target
-    return target
+    return entry(_ARCHS, name, "arch", check)
 
 
 def names() -> list[str]:
