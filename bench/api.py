@@ -55,11 +55,28 @@ def _args(command: str, given: dict[str, Any]) -> argparse.Namespace:
         raise TypeError(f"{command}() needs {', '.join(needed)}")
     values = dict(known)
     for k, v in given.items():
-        if isinstance(v, (list, tuple)) and type(actions[k]) is argparse._StoreAction and actions[k].nargs is None:
-            # a comma-separated flag: losses=["ns", "hinge"] is --losses ns,hinge
-            v = ",".join(map(str, v))
-        values[k] = [str(x) for x in v] if isinstance(v, (list, tuple)) else str(v) if isinstance(v, os.PathLike) else v
+        values[k] = _value(actions[k], v)
     return argparse.Namespace(command=command, json=False, plugin=None, **values)
+
+
+def _value(action: argparse.Action, v: Any) -> Any:
+    """A keyword's value as argparse would have parsed it: a list for a comma-separated flag joined,
+    paths as strings, a string through the flag's ``type``, the flag's ``choices`` enforced."""
+    flag = action.option_strings[0] if action.option_strings else action.dest
+    if isinstance(v, (list, tuple)) and type(action) is argparse._StoreAction and action.nargs is None:
+        v = ",".join(map(str, v))  # losses=["ns", "hinge"] is --losses ns,hinge
+    if isinstance(v, (list, tuple)):
+        return [str(x) for x in v]
+    if isinstance(v, os.PathLike):
+        v = str(v)
+    if isinstance(v, str) and callable(action.type):
+        try:
+            v = action.type(v)
+        except (argparse.ArgumentTypeError, TypeError, ValueError) as e:
+            raise UsageError(f"{flag}: invalid value {v!r} ({e})") from None
+    if action.choices is not None and v is not None and v not in action.choices:
+        raise UsageError(f"{flag}: invalid choice {v!r} (choose from {', '.join(map(str, action.choices))})")
+    return v
 
 
 def run_study(**kw: Any):

@@ -35,6 +35,10 @@ def test_bad_input_raises_the_clis_message_and_writes_nothing(tmp_path):
     assert cli.returncode == 2 and cli.stderr.strip() == f"bench train: error: {e.value}"
     with pytest.raises(UsageError, match="unknown dataset 'ring9'"):
         api.run_study(dataset="ring9", budget=2, storage=tmp_path / "st")
+    with pytest.raises(UsageError, match="--search: invalid choice 'grid'"):  # what argparse checks, checked too
+        api.run_study(dataset="ring8", budget=2, search="grid", storage=tmp_path / "st")
+    with pytest.raises(UsageError, match="--budget: invalid value 'x'"):
+        api.run_study(dataset="ring8", budget="x", storage=tmp_path / "st")
     with pytest.raises(UsageError, match="no study results"):
         api.results(tmp_path / "nowhere")
     assert not out.exists() and not (tmp_path / "st").exists()

@@ -342,8 +342,8 @@ def test_generated_plugins_load_whole_or_are_refused_whole(tmp_path_factory):
 
 
 def test_a_generated_broken_plugin_through_the_cli_is_one_line_exit_2(tmp_path):
-    """The same refusal through a real `bench` process, for one statement of each bad kind."""
-    for i, stmt in enumerate(BAD):
+    """The same refusal through a real `bench` process: an exit, a syntax error, a contract broken."""
+    for i, stmt in enumerate(s for s in BAD if "SystemExit" in s or s == "x = (\n" or "half-arch" in s):
         path = tmp_path / f"bad_{i}.py"
         path.write_text(GOOD["loss"].format(n=f"cli-{i}", i=i) + stmt)
         before = sorted(p.name for p in tmp_path.iterdir())
