@@ -100,18 +100,19 @@ def resume_study(study_dir: str | Path, **kw: Any):
 def status(study_dir: str | Path):
     """``bench status``: the study's progress per cell (a DataFrame)."""
     from bench.run_study import status_table
-    from bench.storage import existing_place
+    from bench.storage import study_dir_at
 
-    return status_table(existing_place(str(study_dir)))
+    return status_table(study_dir_at(str(study_dir)))
 
 
 def results(study_dir: str | Path):
     """A study's results table (``<study>/results.parquet``, one row per finished trial)."""
     from bench import results as results_
+    from bench.study_dir import RESULTS
 
     path = Path(study_dir)
-    if not (path / results_.RESULTS).is_file() and not (path.is_file() and path.suffix == ".parquet"):
-        raise UsageError(f"no study results at {path} (expected a study directory made by bench run, or its {results_.RESULTS})")
+    if not (path / RESULTS).is_file() and not (path.is_file() and path.suffix == ".parquet"):
+        raise UsageError(f"no study results at {path} (expected a study directory made by bench run, or its {RESULTS})")
     return results_.read(path)
 
 

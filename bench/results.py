@@ -15,8 +15,8 @@ from typing import Any, Callable
 import pandas as pd
 
 from bench.io import atomic_write_bytes
+from bench.study_dir import RESULTS
 
-RESULTS = "results.parquet"
 STATUSES = ("ok", "diverged", "failed")
 
 # Columns every results table has, in this order; hp_<name> columns follow, then anything else.

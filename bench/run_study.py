@@ -6,8 +6,8 @@ its best checkpoint (``bench.results.objective``: W1 for point data, FID for ima
 new seeds. Resume is the same call: whatever the ledger already holds is skipped,
 every missing trial is run exactly once.
 
-A study lives in a local directory or on S3 (``bench.storage.StudyPlace``); the functions below take
-either a directory (``Path``) or a ``StudyPlace``.
+A study lives in a local directory or on S3 (``bench.study_dir.StudyDir``, which owns the layout); the
+functions below take either a directory (``Path``) or a ``StudyDir``.
 """
 from __future__ import annotations
 
@@ -22,13 +22,9 @@ import pandas as pd
 from bench import datasets, plugins
 from bench.errors import UsageError
 from bench.io import atomic_write_bytes, atomic_write_json, file_in_the_way
-from bench.results import RESULTS, Ledger, from_bytes, objective, primary_of
-from bench.storage import StudyPlace
+from bench.results import Ledger, from_bytes, objective, primary_of
+from bench.study_dir import DRIVER_LOCK, RESULTS, STUDY, StudyDir
 from bench.study import Study, TrialSpec, cells, make_trial, sample_configs, train_length
-
-STUDY = "study.json"
-LOCK = ".driver.lock"
-
 
 @dataclass
 class DataInfo:
@@ -92,13 +88,9 @@ def validate(study: Study) -> dict[str, DataInfo]:
     return info
 
 
-def _place(where: Path | StudyPlace) -> StudyPlace:
-    return where if isinstance(where, StudyPlace) else StudyPlace(Path(where))
-
-
-def create(study: Study, where: Path | StudyPlace) -> None:
+def create(study: Study, where: Path | StudyDir) -> None:
     """Write study.json, or accept an identical one (then this is a resume); refuse another study."""
-    place = _place(where)
+    place = StudyDir.of(where)
     if place.remote is not None:
         return _create_remote(study, place)
     study_dir = place.local
@@ -119,7 +111,7 @@ def create(study: Study, where: Path | StudyPlace) -> None:
     atomic_write_json(existing, study.to_dict())
 
 
-def _create_remote(study: Study, place: StudyPlace) -> None:
+def _create_remote(study: Study, place: StudyDir) -> None:
     """``create`` for a study on S3: the same checks against the durable copy; study.json is
     uploaded first, then copied into the driver's working copy."""
     remote = place.remote
@@ -140,8 +132,8 @@ def _create_remote(study: Study, place: StudyPlace) -> None:
     atomic_write_bytes(place.local / STUDY, data)
 
 
-def load(where: Path | StudyPlace) -> Study:
-    place = _place(where)
+def load(where: Path | StudyDir) -> Study:
+    place = StudyDir.of(where)
     data = place.read(STUDY)
     if data is None:
         raise UsageError(f"{place} is not a study directory ({STUDY} missing)")
@@ -206,14 +198,14 @@ def seed_trials(study: Study, info: dict[str, DataInfo], results: pd.DataFrame) 
     return out
 
 
-def execute(where: Path | StudyPlace, resources, address: str | None = None, verbose: bool = False,
+def execute(where: Path | StudyDir, resources, address: str | None = None, verbose: bool = False,
             live: bool | None = None) -> pd.DataFrame:
     """Run every trial the ledger lacks (search, then seeds) on Ray; return the results table.
     One driver per study at a time (a second would run trials twice). For a study on S3 the lock
     guards the driver's working copy: a second driver on another machine is not detected."""
     from bench.io import exclusive
 
-    place = _place(where)
+    place = StudyDir.of(where)
     study = load(place)
     extra = sorted({p.name for p in plugins.loaded()} - {p["name"] for p in study.plugins})
     if extra:  # every trial must run with the code its provenance names
@@ -221,13 +213,13 @@ def execute(where: Path | StudyPlace, resources, address: str | None = None, ver
                          f"({', '.join(p['name'] for p in study.plugins) or 'none'}): drop --plugin")
     info = data_info(study)
     place.local.mkdir(parents=True, exist_ok=True)
-    with exclusive(place.local / LOCK, f"another bench process is running the study in {place}; wait for it to end"):
+    with exclusive(place / DRIVER_LOCK, f"another bench process is running the study in {place}; wait for it to end"):
         if place.remote is not None:
             _pull_working_copy(place)
         return _execute(place, study, info, resources, address, verbose, live)
 
 
-def _pull_working_copy(place: StudyPlace) -> None:
+def _pull_working_copy(place: StudyDir) -> None:
     """The working copy takes the durable study.json and ledger (S3 is the truth: a working copy
     left by an earlier driver may be behind, or belong to a study since deleted)."""
     for name in (STUDY, RESULTS):
@@ -238,7 +230,7 @@ def _pull_working_copy(place: StudyPlace) -> None:
             (place.local / name).unlink(missing_ok=True)
 
 
-def _execute(place: StudyPlace, study: Study, info: dict[str, DataInfo], resources, address: str | None,
+def _execute(place: StudyDir, study: Study, info: dict[str, DataInfo], resources, address: str | None,
              verbose: bool, live: bool | None) -> pd.DataFrame:
     import functools
 
@@ -301,10 +293,10 @@ def tpe_search(study: Study, info: dict[str, DataInfo], ledger: Ledger) -> Itera
 SEARCH = {"random": random_search, "tpe": tpe_search}  # keys: bench.study.SEARCHES (tested)
 
 
-def status_table(where: Path | StudyPlace) -> pd.DataFrame:
+def status_table(where: Path | StudyDir) -> pd.DataFrame:
     """Per cell: trials expected, done, failed/diverged, best primary metric (from the ledger; pure read). The
     ledger is read in one go: on S3 one GET, a whole table even mid-rewrite."""
-    place = _place(where)
+    place = StudyDir.of(where)
     return cell_status(load(place), from_bytes(place.read(RESULTS), f"{place}/{RESULTS}"))
 
 

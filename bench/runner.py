@@ -34,11 +34,11 @@ from bench.errors import STORAGE_ERRNOS, UsageError, storage_errno  # noqa: E402
 from bench.results import Ledger, last_scores, finite_or_nan, objective  # noqa: E402
 from bench.run_dir import CONFIG, RunDir  # noqa: E402
 from bench.study import TrialSpec  # noqa: E402
+from bench.study_dir import StudyDir, trial_rel  # noqa: E402
 
 if TYPE_CHECKING:
     from bench.storage import TrialMirror
 
-TRIALS = "trials"
 MAX_FAILURES = 2  # a trial whose worker dies is restarted this often (from its last checkpoint)
 
 
@@ -115,7 +115,7 @@ def trial_fn(config: dict[str, Any]) -> None:
     where = config["study_dir"]
     try:
         mirror = TrialMirror(where, spec.trial_id) if is_uri(where) else None
-        _train_trial(spec, RunDir(mirror.local if mirror else Path(where) / TRIALS / spec.trial_id), mirror)
+        _train_trial(spec, RunDir(mirror.local) if mirror else StudyDir.of(where).trial(spec.trial_id), mirror)
     except OSError as e:
         if e.errno not in STORAGE_ERRNOS:
             raise
@@ -160,7 +160,7 @@ class TuneReporter(Callback):
         return {**s, "step": step, "status": status, "node": self.node, "started_at": self.started, "objective": objective(s)}
 
     def where(self, run: RunDir, rel: str | None) -> str | None:
-        return f"{TRIALS}/{self.spec.trial_id}/{rel}" if rel else None
+        return trial_rel(self.spec.trial_id, rel) if rel else None
 
     def on_start(self, event: Event) -> None:
         self.scores = event.scores
@@ -246,7 +246,7 @@ def make_row(study: str, spec: TrialSpec, result: dict[str, Any], status: str, e
         **{k: finite_or_nan(result.get(k)) for k in ("primary", "primary_best", "fid_best", *last_scores())},
         "best_step": result.get("best_step"),
         "checkpoint": result.get("checkpoint"),
-        "checkpoint_best": f"{TRIALS}/{spec.trial_id}/{ck_best}" if ck_best else None,
+        "checkpoint_best": trial_rel(spec.trial_id, ck_best) if ck_best else None,
         "node": result.get("node"), "started_at": result.get("started_at"),
         "ended_at": result.get("ended_at", time.time()), "wall_s": result.get("wall_s"),
         "extractor": result.get("extractor"), "n_samples": result.get("n_samples"),

@@ -2,8 +2,7 @@
 
 A local study is one directory that every Ray node shares (one machine, or NFS). An S3 study is
 for clusters whose nodes share no filesystem; its durable home holds the same files as a local
-study (``study.json``, ``results.parquet``, ``trials/<trial_id>/...``), but nobody writes there as
-a path:
+study (the layout of ``bench.study_dir``), but nobody writes there as a path:
 
 - The driver works on a local copy of the study (``$GAN_BENCH_CACHE/studies/<name>-<hash of
   bucket/path>``): the ledger is written there atomically as for a local study, then uploaded whole. S3
@@ -43,6 +42,7 @@ from bench.callbacks import Callback, Event
 from bench.errors import UsageError
 from bench.io import atomic_write_bytes
 from bench.run_dir import CKPT_DIR, SMALL_FILES  # SMALL_FILES: a run minus its checkpoints, rewritten whole at every push
+from bench.study_dir import StudyDir, trial_rel
 
 ACCEPTED = ("a local directory, or s3://BUCKET/PREFIX (a custom endpoint: "
             "?endpoint_override=http://HOST:PORT&scheme=http, or env AWS_ENDPOINT_URL)")
@@ -181,50 +181,26 @@ def open_remote(uri: str, what: str) -> Remote:
     return remote
 
 
-@dataclass(frozen=True)
-class StudyPlace:
-    """A study's directory as the driver sees it: ``local`` is the study itself (local studies) or
-    the driver's working copy of ``remote`` (S3 studies)."""
-
-    local: Path
-    remote: Remote | None = None
-
-    def __str__(self) -> str:
-        return self.remote.name if self.remote else str(self.local)
-
-    @property
-    def trials_root(self) -> str:
-        """What trials are given to find the study: an absolute local path, or the S3 URI."""
-        return self.remote.uri if self.remote else str(self.local)
-
-    def read(self, rel: str) -> bytes | None:
-        """A file of the study, read from its durable home."""
-        if self.remote:
-            return self.remote.read(rel)
-        path = self.local / rel
-        return path.read_bytes() if path.is_file() else None
-
-
 def _working_copy(remote: Remote) -> Path:
     # Keyed by bucket and path, not the URI's spelling: `bench run --storage s3://b/p?endpoint...` and
     # `bench resume s3://b/p/N` (endpoint from the environment) share one working copy and one lock.
     return _cache_root() / "studies" / f"{Path(remote.path).name}-{_digest(remote.path)}"
 
 
-def study_place(storage: str, name: str) -> StudyPlace:
+def new_study_dir(storage: str, name: str) -> StudyDir:
     """``--storage`` + ``--name`` of ``bench run``."""
     if not is_uri(storage):
-        return StudyPlace(Path(storage).absolute() / name)
+        return StudyDir(Path(storage).absolute() / name)
     remote = open_remote(storage, "--storage").child(name)
-    return StudyPlace(_working_copy(remote), remote)
+    return StudyDir(_working_copy(remote), remote)
 
 
-def existing_place(text: str) -> StudyPlace:
+def study_dir_at(text: str) -> StudyDir:
     """The study argument of ``bench resume`` / ``bench status``: a directory or an S3 URI."""
     if not is_uri(text):
-        return StudyPlace(Path(text).absolute())
+        return StudyDir(Path(text).absolute())
     remote = open_remote(text, "study")
-    return StudyPlace(_working_copy(remote), remote)
+    return StudyDir(_working_copy(remote), remote)
 
 
 def refuse_uri(text: str, command: str) -> None:
@@ -250,7 +226,7 @@ class TrialMirror(Callback):
 
     def __init__(self, study_uri: str, trial_id: str):
         study = Remote.at(study_uri)
-        self.remote = study.child(f"trials/{trial_id}")
+        self.remote = study.child(trial_rel(trial_id))
         self.local = Path(tempfile.gettempdir()) / "gan-bench" / _digest(study.path) / trial_id
         self._pushed: set[str] = set()
 

@@ -89,6 +89,14 @@ def check(table: pd.DataFrame, metric: str, where: str = "the results") -> None:
     names = primary_metrics(table) if metric == PRIMARY else [metric.removesuffix("_best")]
     if metric == PRIMARY and not names:
         raise UsageError(f"{where} record no primary metric (studies made before primary metrics); use --metric fid")
+    from bench.metrics.registry import family_of, metric_entry
+
+    for m in names:
+        family = family_of(m)
+        if family is not None and metric_entry(family).orientation(m) == "none":
+            ranked = [k for k in metric_entry(family).keys if metric_entry(family).orientation(k) != "none"]
+            raise UsageError(f"--metric {m} describes the measurement, not the generator (nothing to rank by); "
+                             f"rank by {', '.join(ranked)} or another metric (`bench list metrics`)")
     unknown = [m for m in names if lower_is_better(m) is None]
     if unknown:  # a verdict in the wrong direction is worse than none
         raise UsageError(f"{where}: no registered metric produces {unknown[0]!r}, so which way is better is unknown; "

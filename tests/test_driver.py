@@ -9,7 +9,8 @@ import pytest
 
 from bench import run_study
 from bench.results import COLUMNS, Ledger
-from bench.runner import PROPOSED, TRIALS, make_row
+from bench.runner import PROPOSED, make_row
+from bench.study_dir import TRIALS
 from bench.study import SEARCHES, Study, cells
 
 

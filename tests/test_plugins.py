@@ -104,6 +104,9 @@ BROKEN = {
     "metric key clash": ("from bench.metrics import register_metric\nregister_metric('ok-{n}', 'm:f', needs='samples', "
                          "keys=('mine-{n}',))\nregister_metric('fid2-{n}', 'm:f', needs='features', keys=('fid',))\n",
                          "key 'fid' is already produced by metric 'fid'"),
+    "metric orientation": ("from bench.metrics import register_metric\nregister_metric('two-{n}', 'm:f', needs='samples', "
+                           "keys=('a-{n}',), higher_is_better=('a-{n}',), descriptive=('a-{n}',))\n",
+                           "descriptive names keys it does not produce, or higher-better ones"),
 }
 
 

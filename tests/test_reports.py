@@ -467,6 +467,10 @@ def test_higher_is_better_metric_and_unknown_metric():
         M.check(df, "my_score")  # bench report refuses it: a verdict in the wrong direction is worse than none
     rep = A.analyse(M.prepare(df, "my_score"), "ns", metric="my_score", n_resamples=300)  # the API says what it assumed
     assert any("assumed that lower is better" in n for n in rep.notes)
+    # a key that describes the measurement (how many modes there are) is not something to rank by
+    df["modes_total"] = 8
+    with pytest.raises(UsageError, match="modes_total describes the measurement.*rank by modes, hq_fraction, mode_kl"):
+        M.check(df, "modes_total")
 
 
 def test_fid_uses_best_over_checkpoints_when_present():

@@ -61,7 +61,8 @@ def _metrics() -> list[str]:
     out = []
     for name in registry.metric_names():
         e = registry.metric_entry(name)
-        keys = ", ".join(f"{k} ({'higher' if k in e.higher_is_better else 'lower'} is better)" for k in e.keys)
+        keys = ", ".join(f"{k} ({'not a score' if e.orientation(k) == 'none' else e.orientation(k) + ' is better'})"
+                         for k in e.keys)
         out.append(f"{name:<6} {keys}")
     return out
 

@@ -57,12 +57,13 @@ def _validate(args: argparse.Namespace) -> None:
 def _unloaded_plugins(inputs: list[str]) -> list[str]:
     """Names of the plugins the input studies ran with (study.json) that this process has not loaded."""
     from bench import plugins
+    from bench.study_dir import STUDY
 
     have = {p.sha256 for p in plugins.loaded()}
     names: list[str] = []
     for where in inputs:
         try:
-            recorded = json.loads((Path(where) / "study.json").read_text(encoding="utf-8")).get("plugins") or []
+            recorded = json.loads((Path(where) / STUDY).read_text(encoding="utf-8")).get("plugins") or []
         except (OSError, ValueError, AttributeError):
             continue
         names += [str(p.get("name")) for p in recorded if isinstance(p, dict) and p.get("sha256") not in have]

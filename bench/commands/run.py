@@ -195,12 +195,13 @@ def _resources(args: argparse.Namespace, gpus: float | None = None):
     return Resources(args.cpus_per_trial, gpus, args.max_concurrent)
 
 
-def _finish(place, df) -> int:
-    """Print the study's status and where its results are (``place``: a ``bench.storage.StudyPlace``)."""
+def _finish(study_dir, df) -> int:
+    """Print the study's status and where its results are (a ``bench.study_dir.StudyDir``)."""
     from bench.run_study import cell_status, load
+    from bench.study_dir import RESULTS
 
-    print(cell_status(load(place), df).to_string(index=False))
-    print(f"results: {place}/results.parquet ({len(df)} rows)")
+    print(cell_status(load(study_dir), df).to_string(index=False))
+    print(f"results: {study_dir}/{RESULTS} ({len(df)} rows)")
     return 0
 
 
@@ -209,21 +210,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def start(args: argparse.Namespace):
-    """Create and run the study the flags describe; returns (its place, its results table)."""
+    """Create and run the study the flags describe; returns (its StudyDir, its results table)."""
     from bench import run_study
-    from bench.storage import study_place
+    from bench.storage import new_study_dir
 
     study = _study(args)
     resources = _resources(args)
-    place = study_place(args.storage, study.name)  # an s3:// URI is checked here: scheme, endpoint, bucket
+    study_dir = new_study_dir(args.storage, study.name)  # an s3:// URI is checked here: scheme, endpoint, bucket
     info = run_study.validate(study)
     if _wants_auto(args):
         resources = _resources(args, auto_gpus_per_trial(study, info))
         if resources.gpus_per_trial > 0:
             study.base["device"] = "cuda"
     check_gpu_options(study)
-    run_study.create(study, place)
-    return place, run_study.execute(place, resources, args.address, args.verbose)
+    run_study.create(study, study_dir)
+    return study_dir, run_study.execute(study_dir, resources, args.address, args.verbose)
 
 
 def resume(args: argparse.Namespace) -> int:
@@ -231,23 +232,23 @@ def resume(args: argparse.Namespace) -> int:
 
 
 def restart(args: argparse.Namespace):
-    """Run exactly the trials a study's ledger lacks; returns (its place, its results table)."""
+    """Run exactly the trials a study's ledger lacks; returns (its StudyDir, its results table)."""
     from bench import run_study
-    from bench.storage import existing_place
+    from bench.storage import study_dir_at
 
-    place = existing_place(args.study_dir)
-    study = run_study.load(place)
+    study_dir = study_dir_at(args.study_dir)
+    study = run_study.load(study_dir)
     resources = _resources(args)
     if _wants_auto(args):
         # A study made for CPUs stays on CPUs; one made for a GPU gets the measured packing.
         gpus = auto_gpus_per_trial(study, run_study.data_info(study)) if study.base.get("device") == "cuda" else 0.0
         resources = _resources(args, gpus)
-    return place, run_study.execute(place, resources, args.address, args.verbose)
+    return study_dir, run_study.execute(study_dir, resources, args.address, args.verbose)
 
 
 def status(args: argparse.Namespace) -> int:
     from bench.run_study import status_table
-    from bench.storage import existing_place
+    from bench.storage import study_dir_at
 
-    print(status_table(existing_place(args.study_dir)).to_string(index=False))
+    print(status_table(study_dir_at(args.study_dir)).to_string(index=False))
     return 0

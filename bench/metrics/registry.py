@@ -27,8 +27,13 @@ class MetricEntry:
     fn: Callable | str
     needs: str
     keys: tuple[str, ...]
-    higher_is_better: tuple[str, ...] = ()  # keys where higher is better; the others are lower-better
+    higher_is_better: tuple[str, ...] = ()  # keys where higher is better; the others are lower-better...
     columns: tuple[str, ...] = ()  # keys a study's results row keeps (from a trial's last checkpoint)
+    descriptive: tuple[str, ...] = ()  # ...except these: they describe the measurement, not the generator
+
+    def orientation(self, key: str) -> str:
+        """``higher``, ``lower`` (is better), or ``none`` (a descriptive key: nothing to rank by)."""
+        return "none" if key in self.descriptive else "higher" if key in self.higher_is_better else "lower"
 
 
 _EXTRACTORS: dict[str, "ExtractorEntry"] = {}
@@ -69,9 +74,12 @@ def register_extractor(name: str, factory: Callable | str, *, fidelity: Callable
 
 
 def register_metric(name: str, fn: Callable | str, *, needs: str, keys: tuple[str, ...],
-                    higher_is_better: tuple[str, ...] = (), columns: tuple[str, ...] | None = None) -> None:
+                    higher_is_better: tuple[str, ...] = (), columns: tuple[str, ...] | None = None,
+                    descriptive: tuple[str, ...] = ()) -> None:
     """Register a metric family ``fn(gen, ref, ctx) -> dict`` producing ``keys``; ``higher_is_better``
-    names the keys where higher is better (precision, modes...), every other key is lower-better;
+    names the keys where higher is better (precision, modes...); ``descriptive`` the keys that
+    describe the measurement rather than score the generator (the number of modes there are, the
+    spread of an estimate over subsets): no verdict ranks by them; every other key is lower-better.
     ``columns``: the keys a study's results table keeps as columns (default: all of them)."""
     _check_name(name, _METRICS, "metric")
     if needs not in _NEEDS:
@@ -80,6 +88,8 @@ def register_metric(name: str, fn: Callable | str, *, needs: str, keys: tuple[st
         raise ValueError(f"metric {name!r} must declare its output keys")
     if not set(higher_is_better) <= set(keys):
         raise ValueError(f"metric {name!r}: higher_is_better names keys it does not produce")
+    if not set(descriptive) <= set(keys) or set(descriptive) & set(higher_is_better):
+        raise ValueError(f"metric {name!r}: descriptive names keys it does not produce, or higher-better ones")
     columns = tuple(keys) if columns is None else tuple(columns)
     if not set(columns) <= set(keys):
         raise ValueError(f"metric {name!r}: columns names keys it does not produce")
@@ -87,7 +97,7 @@ def register_metric(name: str, fn: Callable | str, *, needs: str, keys: tuple[st
     clash = [k for k in keys if k in taken]
     if clash:
         raise ValueError(f"metric {name!r}: key {clash[0]!r} is already produced by metric {taken[clash[0]]!r}")
-    _METRICS[name] = MetricEntry(name, fn, needs, tuple(keys), tuple(higher_is_better), columns)
+    _METRICS[name] = MetricEntry(name, fn, needs, tuple(keys), tuple(higher_is_better), columns, tuple(descriptive))
 
 
 def extractor_names() -> list[str]:
@@ -157,9 +167,12 @@ def family_of(key: str) -> str | None:
 
 
 def lower_is_better(key: str) -> bool | None:
-    """Orientation of a metric key (``fid``, ``precision``...): None when no metric produces it."""
+    """Orientation of a metric key (``fid``, ``precision``...): None when no metric produces it or
+    the key is descriptive (``modes_total``: see ``register_metric``)."""
     family = family_of(key)
-    return None if family is None else key not in _METRICS[family].higher_is_better
+    if family is None or key in _METRICS[family].descriptive:
+        return None
+    return key not in _METRICS[family].higher_is_better
 
 
 def metric_entry(name: str) -> MetricEntry:
@@ -182,13 +195,14 @@ register_extractor("inception-v3-compat", f"{_X}inception:build")  # torch-fidel
 # (columns: what results tables have carried since the first studies; every key stays in scores.jsonl)
 register_metric("fid", "bench.metrics.fidelity:fid", needs="features", keys=("fid",))
 register_metric("w1", "bench.metrics.wasserstein:metric", needs="features", keys=("w1",))
-register_metric("kid", "bench.metrics.fidelity:kid", needs="features", keys=("kid", "kid_std"), columns=("kid",))
+register_metric("kid", "bench.metrics.fidelity:kid", needs="features", keys=("kid", "kid_std"), columns=("kid",),
+                descriptive=("kid_std",))
 register_metric("prc", "bench.metrics.fidelity:prc", needs="features", keys=("precision", "recall", "f_score"),
                 higher_is_better=("precision", "recall", "f_score"), columns=("precision", "recall"))
 register_metric("dc", "bench.metrics.density_coverage:metric", needs="features", keys=("density", "coverage"),
                 higher_is_better=("density", "coverage"), columns=())
 register_metric("is", "bench.metrics.fidelity:inception_score", needs="logits", keys=("is", "is_std"),
-                higher_is_better=("is",), columns=())
+                higher_is_better=("is",), columns=(), descriptive=("is_std",))
 register_metric("modes", "bench.metrics.modes:metric", needs="samples",
                 keys=("modes", "modes_total", "hq_fraction", "mode_kl"), higher_is_better=("modes", "hq_fraction"),
-                columns=("modes", "hq_fraction", "mode_kl"))
+                columns=("modes", "hq_fraction", "mode_kl"), descriptive=("modes_total",))

@@ -26,11 +26,11 @@ from typing import Any, Callable
 from bench.errors import UsageError
 from bench.io import exclusive, read_parquet_once, remove_stale_tmp
 from bench.rescore.protocol import NO_EXTRACTOR, format_protocol
-from bench.rescore.store import SCORES, ScoreStore
+from bench.rescore.store import ScoreStore
+from bench.study_dir import RESCORE_LOCK, RESULTS, SCORES, StudyDir
 
 CHECKPOINTS = ("final", "best", "all")
 RESULTS_REQUIRED = ("trial_id", "dataset")  # columns of results.parquet a rescore cannot do without
-LOCK = ".rescore.lock"
 EXTERNAL_ARCH = "external"
 _STEP = re.compile(r"step_(\d+)\.pt$")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
@@ -111,8 +111,6 @@ def load_study(study_dir: str | Path):
 
 
 def read_results(study_dir: Path):
-    from bench.results import RESULTS
-
     path = study_dir / RESULTS
     if not path.is_file():
         raise UsageError(f"{study_dir} holds no {RESULTS}: nothing to rescore (run or resume the study first)")
@@ -208,9 +206,6 @@ def _int(v: Any) -> int | None:
 
 def study_checkpoints(study_dir: Path, results, which: str) -> tuple[list[dict[str, Any]], list[str]]:
     """[(trial meta, step, checkpoint relative to the study, absolute path)] and the trials without one."""
-    from bench.run_dir import RunDir
-    from bench.runner import TRIALS
-
     out, none = [], []
     for r in results.to_dict("records"):
         tid = str(r["trial_id"])
@@ -225,7 +220,7 @@ def study_checkpoints(study_dir: Path, results, which: str) -> tuple[list[dict[s
         if which in ("best", "all") and best:
             rels.append(best)
         if which == "all":
-            rels += [str(p.relative_to(Path(study_dir).absolute())) for p in RunDir(study_dir / TRIALS / tid).checkpoints()]
+            rels += [str(p.relative_to(Path(study_dir).absolute())) for p in StudyDir.of(study_dir).trial(tid).checkpoints()]
         seen: dict[int, str] = {}
         for rel in rels:
             step = step_of(rel, r.get("steps"))
@@ -271,7 +266,7 @@ def study_lock(study_dir: Path):
     """One rescore at a time per study (a second one would race for scores.parquet); released by the
     kernel when the process dies, so a killed driver leaves no stale lock (its temporary files are
     removed here)."""
-    with exclusive(study_dir / LOCK, f"another bench rescore is writing {study_dir / SCORES}; wait for it to end"):
+    with exclusive(study_dir / RESCORE_LOCK, f"another bench rescore is writing {study_dir / SCORES}; wait for it to end"):
         remove_stale_tmp(study_dir, SCORES)
         yield
 

@@ -17,8 +17,8 @@ import pandas as pd
 
 from bench.errors import UsageError
 from bench.io import atomic_write_bytes, read_parquet_once
+from bench.study_dir import SCORES
 
-SCORES = "scores.parquet"
 KEY = ("trial_id", "step", "protocol")
 
 # Every scores table has these columns, in this order (anything else follows).
