@@ -9,6 +9,7 @@
     api.results("runs/studies/demo")                                  # read a study's results again
     s = api.score("runs/r8", metrics=["w1", "modes"])                 # a checkpoint or run directory
     r = api.train(dataset="ring8", loss="ns", steps=2000, out="runs/r8")
+    g = api.diagnose("runs/r8", losses="mm,ns")                        # G frozen, D toward optimality
     api.load_plugin("examples/fgan_kl.py")                            # what --plugin does
 
 Every keyword is the command's flag with ``-`` as ``_`` (``--eval-every`` is ``eval_every``) and has
@@ -26,7 +27,8 @@ from typing import Any
 
 from bench.errors import UsageError
 
-__all__ = ["options", "run_study", "resume_study", "status", "results", "report", "score", "train", "load_plugin"]
+__all__ = ["options", "run_study", "resume_study", "status", "results", "report", "score", "train", "diagnose",
+           "load_plugin"]
 
 
 def _subparser(command: str) -> argparse.ArgumentParser:
@@ -139,6 +141,15 @@ def train(**kw: Any):
     from bench.commands import train as train_
 
     return train_.execute(_args("train", kw))
+
+
+def diagnose(target: str | Path | None = None, **kw: Any) -> dict[str, Any]:
+    """``bench diagnose``: Arjovsky & Bottou's gradient experiment on a checkpoint or run directory
+    (``{"losses": {NAME: {"d_steps", "g_grad_norm_mean", "g_grad_norm_std", ...}}, "provenance"}``),
+    and with ``divergences=True`` the JS/W1 curves; the files go to ``out``."""
+    from bench.commands import diagnose as diagnose_
+
+    return diagnose_.compute(_args("diagnose", {"target": None if target is None else str(target), **kw}))
 
 
 def load_plugin(spec: str | Path):

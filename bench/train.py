@@ -200,30 +200,41 @@ class Trainee:
         """One generator step at step ``at``: n_disc D steps on fresh real and fake batches, then one
         G step. Returns (d_loss, g_loss) on the device. ``at`` is a device tensor when the step is
         captured in a CUDA graph (it then only feeds the instance-noise schedule)."""
-        cfg, loss, regs, D, data = self.cfg, self.loss, self.regs, self.D, self.data
-        amp, n = cfg.precision, cfg.batch_size
-        D.requires_grad_(True)
-        for _ in range(cfg.n_disc):
-            with autocast(amp, cache=not cfg.cuda_graphs):
-                real = regs.perturb(data.sample(n), at)
-                with torch.no_grad():
-                    fake = regs.perturb(self.g_fwd(sample_z(n, cfg, self.device)), at)
-                real_out, fake_out = self.d_fwd(real).float(), self.d_fwd(fake).float()  # .float(): a no-op in fp32
-                d_loss = _plus(_plus(loss.d_loss(real_out, fake_out), loss.penalty(D, real, fake)), regs.d_penalty(D, real))
-            self.opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.opt_d.step()
-            loss.after_d_step(D, real_out.detach(), fake_out.detach())
+        self.D.requires_grad_(True)
+        for _ in range(self.cfg.n_disc):
+            d_loss = self.d_step(at)
         # G: D's weights are frozen so no D gradients are computed.
-        D.requires_grad_(False)
-        with autocast(amp, cache=not cfg.cuda_graphs):
-            fake_out = self.d_fwd(regs.perturb(self.g_fwd(sample_z(n, cfg, self.device)), at)).float()
-            real_out = self.d_fwd(regs.perturb(data.sample(n), at)).float() if loss.g_uses_real else None
-            g_loss = loss.g_loss(fake_out, real_out)
+        self.D.requires_grad_(False)
+        g_loss = self.g_objective(at)
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
         return torch.stack((d_loss.detach(), g_loss.detach()))
+
+    def d_step(self, at: int | torch.Tensor) -> torch.Tensor:
+        """One D update on a fresh real and fake batch (D's weights must require grad); its loss."""
+        cfg, loss, regs, D, data = self.cfg, self.loss, self.regs, self.D, self.data
+        n = cfg.batch_size
+        with autocast(cfg.precision, cache=not cfg.cuda_graphs):
+            real = regs.perturb(data.sample(n), at)
+            with torch.no_grad():
+                fake = regs.perturb(self.g_fwd(sample_z(n, cfg, self.device)), at)
+            real_out, fake_out = self.d_fwd(real).float(), self.d_fwd(fake).float()  # .float(): a no-op in fp32
+            d_loss = _plus(_plus(loss.d_loss(real_out, fake_out), loss.penalty(D, real, fake)), regs.d_penalty(D, real))
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        loss.after_d_step(D, real_out.detach(), fake_out.detach())
+        return d_loss
+
+    def g_objective(self, at: int | torch.Tensor) -> torch.Tensor:
+        """G's loss on a fresh batch (and a real one when the loss compares with it), not yet
+        backpropagated: ``step`` minimises it, ``bench.diagnose`` measures its gradient."""
+        cfg, loss, regs, data = self.cfg, self.loss, self.regs, self.data
+        with autocast(cfg.precision, cache=not cfg.cuda_graphs):
+            fake_out = self.d_fwd(regs.perturb(self.g_fwd(sample_z(cfg.batch_size, cfg, self.device)), at)).float()
+            real_out = self.d_fwd(regs.perturb(data.sample(cfg.batch_size), at)).float() if loss.g_uses_real else None
+            return loss.g_loss(fake_out, real_out)
 
 
 # ---- the loop --------------------------------------------------------------------------------
