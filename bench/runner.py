@@ -29,6 +29,7 @@ from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any, Callable  # noqa: E402
 
+from bench import health  # noqa: E402
 from bench.callbacks import Callback, Event  # noqa: E402
 from bench.errors import STORAGE_ERRNOS, UsageError, storage_errno  # noqa: E402
 from bench.results import Ledger, last_scores, finite_or_nan, objective  # noqa: E402
@@ -54,11 +55,12 @@ class Resources:
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Scores of a run so far, from its scores rows (oldest first): the last checkpoint's values, the
-    best FID over checkpoints, and the dataset's primary metric at the last checkpoint and at its best
+    best FID over checkpoints, the modes exchanged between checkpoints (``health.mode_hops``), and the
+    dataset's primary metric at the last checkpoint and at its best
     one (``best_step``, ``checkpoint_best``: the checkpoint the report shows and ``rescore
     --checkpoints best`` takes)."""
     columns = last_scores()
-    out: dict[str, Any] = {**dict.fromkeys(columns, math.nan), "fid_best": math.nan, "primary_metric": None,
+    out: dict[str, Any] = {**dict.fromkeys(columns, math.nan), "fid_best": math.nan, "mode_hops": math.nan, "primary_metric": None,
                            "primary": math.nan, "primary_best": math.nan, "best_step": None, "checkpoint_best": None,
                            "extractor": None, "n_samples": None}
     if not rows:
@@ -67,6 +69,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out.update({k: finite_or_nan(last.get(k)) for k in columns})
     fids = [finite_or_nan(r.get("fid")) for r in rows]
     out["fid_best"] = min((f for f in fids if math.isfinite(f)), default=math.nan)
+    out["mode_hops"] = health.mode_hops(r.get("modes_mask") for r in rows)
 
     def value(r: dict[str, Any]) -> float:  # a scores row's primary value (FID in runs from before primaries)
         return finite_or_nan(r["primary"]["value"] if r.get("primary") else r.get("fid"))
@@ -152,18 +155,23 @@ class TuneReporter(Callback):
         self.spec, self.with_checkpoints = spec, with_checkpoints
         self.node, self.started = ray.get_runtime_context().get_node_id(), time.time()
         self.scores = run.scores()  # read once, as the trial starts (a finished run called again ends at once)
+        self.health = health.Summary(run.metrics())
 
     def metrics(self, step: int, status: str) -> dict[str, Any]:
         s = summarize(self.scores)
         # Tune's schedulers and searchers minimise a number: the primary metric's best so far,
         # oriented lower-better; a diverged or unscored trial is +inf.
-        return {**s, "step": step, "status": status, "node": self.node, "started_at": self.started, "objective": objective(s)}
+        return {**s, **self.health.columns(), "step": step, "status": status, "node": self.node, "started_at": self.started, "objective": objective(s)}
 
     def where(self, run: RunDir, rel: str | None) -> str | None:
         return trial_rel(self.spec.trial_id, rel) if rel else None
 
     def on_start(self, event: Event) -> None:
         self.scores = event.scores
+        self.health = health.Summary(event.run.metrics())  # as rewound to the checkpoint resumed from
+
+    def on_log(self, run: RunDir, row: dict[str, Any]) -> None:
+        self.health.add(row)
 
     def on_checkpoint(self, event: Event) -> None:
         from ray import tune
@@ -243,7 +251,8 @@ def make_row(study: str, spec: TrialSpec, result: dict[str, Any], status: str, e
         "trial_id": spec.trial_id, "config_id": spec.config_id, "replicate": spec.replicate,
         "seed": spec.config["seed"], "status": status, "steps": result.get("step"),
         "primary_metric": result.get("primary_metric"),
-        **{k: finite_or_nan(result.get(k)) for k in ("primary", "primary_best", "fid_best", *last_scores())},
+        **{k: finite_or_nan(result.get(k)) for k in ("primary", "primary_best", "fid_best", "mode_hops", *last_scores())},
+        **{k: finite_or_nan(result.get(k)) for k in health.COLUMNS},
         "best_step": result.get("best_step"),
         "checkpoint": result.get("checkpoint"),
         "checkpoint_best": trial_rel(spec.trial_id, ck_best) if ck_best else None,

@@ -35,7 +35,7 @@ import torch
 
 import losses
 import models
-from bench import checkpoint, datasets
+from bench import checkpoint, datasets, health
 from bench.config import TrainConfig
 from bench.callbacks import Callback, Callbacks, Event
 from bench.cuda_graph import GraphedStep
@@ -198,21 +198,24 @@ class Trainee:
 
     def step(self, at: int | torch.Tensor) -> torch.Tensor:
         """One generator step at step ``at``: n_disc D steps on fresh real and fake batches, then one
-        G step. Returns (d_loss, g_loss) on the device. ``at`` is a device tensor when the step is
-        captured in a CUDA graph (it then only feeds the instance-noise schedule)."""
+        G step. Returns the step's ``bench.health.FIELDS`` (losses, gradient norms, D's outputs and
+        pairwise accuracy) on the device. ``at`` is a device tensor when the step is captured in a
+        CUDA graph (it then only feeds the instance-noise schedule)."""
         self.D.requires_grad_(True)
-        for _ in range(self.cfg.n_disc):
-            d_loss = self.d_step(at)
+        for i in range(self.cfg.n_disc):
+            d = self.d_step(at, measure=i == self.cfg.n_disc - 1)
         # G: D's weights are frozen so no D gradients are computed.
         self.D.requires_grad_(False)
         g_loss = self.g_objective(at)
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
+        g_norm = health.grad_norm(self.G.parameters())
         self.opt_g.step()
-        return torch.stack((d_loss.detach(), g_loss.detach()))
+        return torch.stack((d[0], g_loss.detach(), g_norm, *d[1:]))
 
-    def d_step(self, at: int | torch.Tensor) -> torch.Tensor:
-        """One D update on a fresh real and fake batch (D's weights must require grad); its loss."""
+    def d_step(self, at: int | torch.Tensor, measure: bool = False) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """One D update on a fresh real and fake batch (D's weights must require grad). Returns its
+        loss; with ``measure``, (loss, D's gradient norm, mean D(real), mean D(fake), pairwise accuracy)."""
         cfg, loss, regs, D, data = self.cfg, self.loss, self.regs, self.D, self.data
         n = cfg.batch_size
         with autocast(cfg.precision, cache=not cfg.cuda_graphs):
@@ -223,9 +226,14 @@ class Trainee:
             d_loss = _plus(_plus(loss.d_loss(real_out, fake_out), loss.penalty(D, real, fake)), regs.d_penalty(D, real))
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
+        measured = None
+        if measure:
+            r, f = real_out.detach(), fake_out.detach()
+            measured = (d_loss.detach(), health.grad_norm(D.parameters()), r.mean(), f.mean(),
+                        health.pairwise_auc(r, f, real_is_high=loss.d_head != "autoencoder"))
         self.opt_d.step()
         loss.after_d_step(D, real_out.detach(), fake_out.detach())
-        return d_loss
+        return measured if measure else d_loss
 
     def g_objective(self, at: int | torch.Tensor) -> torch.Tensor:
         """G's loss on a fresh batch (and a real one when the loss compares with it), not yet
@@ -274,7 +282,7 @@ def train(cfg: TrainConfig, out: str | Path, *, callbacks: Sequence[Callback] = 
     # The same step replayed from a CUDA graph: one launch instead of hundreds (bench.cuda_graph).
     step_fn = GraphedStep(t.step, device) if cfg.cuda_graphs else t.step
     t0 = time.perf_counter()
-    window: list[torch.Tensor] = []  # per-step (d_loss, g_loss) on the device, fetched once per log window
+    window: list[torch.Tensor] = []  # per-step health.FIELDS on the device, fetched once per log window
     window_t0, window_start = t0, step
     status, diverged_at, last = "ok", None, {}
     try:
@@ -284,12 +292,11 @@ def train(cfg: TrainConfig, out: str | Path, *, callbacks: Sequence[Callback] = 
             at_ckpt = step % cfg.ckpt_every == 0 or step == cfg.steps
             if not (step % cfg.log_every == 0 or at_ckpt):
                 continue
-            # One host sync per window: the losses and the NaN check travel together.
+            # One host sync per window: the losses, the health fields and the NaN check travel together.
             values = torch.stack(window).double().cpu()
-            finite = torch.isfinite(values).all(dim=1)
+            finite = torch.isfinite(values[:, :2]).all(dim=1)  # diverged: a loss is NaN or inf
             now = time.perf_counter()
-            mean = values.mean(0).tolist()
-            last = {"d_loss": mean[0], "g_loss": mean[1], **t.loss.log_values()}
+            last = {**health.window(values), **t.loss.log_values()}
             row = {"step": step, **last, "steps_per_s": len(window) / max(now - window_t0, 1e-9),
                    "wall_s": wall_before + now - t0}
             window, window_t0 = [], now

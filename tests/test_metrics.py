@@ -215,7 +215,7 @@ def test_class_modes_threshold():
     # digits keeps its 1% rule and KL to the data's class frequencies
     assert describe("digits").modes == Modes("classes", min_fraction=0.01, kl_to="data")
     assert class_modes(torch.tensor([[3]] * 5), torch.full((10,), 0.1), min_fraction=0.01) == {
-        "modes": 1, "modes_total": 10, "mode_kl": pytest.approx(math.log(10))}
+        "modes": 1, "modes_total": 10, "mode_kl": pytest.approx(math.log(10)), "modes_mask": 1 << 3}
 
 
 def test_density_coverage_equals_brute_force():

@@ -50,6 +50,13 @@ def test_small_study_writes_complete_results(tmp_path):
         assert not set(rows["seed"]) & set(s["seed"])
     for ck in df["checkpoint"]:
         assert (tmp_path / "s" / ck).is_file()
+    # training health: each row summarises its trial's metrics.jsonl (bench.health), and mode hopping
+    # its two checkpoints' covered modes
+    for _, r in df.iterrows():
+        logged = [json.loads(x) for x in (tmp_path / "s" / "trials" / r["trial_id"] / "metrics.jsonl").read_text().splitlines()]
+        assert r["g_grad_norm"] == logged[-1]["g_grad_norm"] and r["d_auc"] == logged[-1]["d_auc"]
+        assert r["g_grad_norm_min"] == min(x["g_grad_norm_min"] for x in logged) and 0 <= r["d_saturated"] <= 1
+        assert r["mode_hops"] >= 0 and r["mode_hops"] == int(r["mode_hops"])
     st = run_bench("status", tmp_path / "s")
     assert st.returncode == 0 and "ring8/wgan-gp/mlp" in st.stdout and " w1 " in st.stdout
     study = json.loads((tmp_path / "s" / "study.json").read_text())

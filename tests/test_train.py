@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import losses
-from bench import checkpoint
+from bench import checkpoint, health
 from bench.callbacks import Callback
 from bench.config import TrainConfig
 from bench.train import train
@@ -75,7 +75,7 @@ def _assert_same(a, b, path="") -> None:
 
 def _losses_of(out: Path) -> list[tuple]:
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return [(r["step"], r["d_loss"], r["g_loss"]) for r in rows]
+    return [(r["step"], *(r[k] for k in health.FIELDS)) for r in rows]  # losses and training health
 
 
 @pytest.mark.parametrize("loss", ["began", "wgan-gp"])  # stateful loss (k_t) and a random penalty

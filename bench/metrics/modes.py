@@ -11,6 +11,10 @@ samples lie within 3 std of its centre.
 
 Note that even the true mixture has hq_fraction = 1 - exp(-9/2) = 0.989 in 2-D.
 
+    modes_mask  = sum_k 2^k over the covered modes k: *which* modes are covered, so that a run's
+                  checkpoints show mode hopping (``bench.runner.mode_hops``); exact in a float64 for up
+                  to 52 modes (ring8, grid25, digits), null for more (stacked-digits). Descriptive.
+
 Image datasets (digits, stacked-digits): a sample's mode is the tuple of the classes ``digits-cnn``
 predicts for its channels, one channel at a time: 10 modes for digits, 10^3 = 1,000 for stacked-digits
 (the StackedMNIST count of Metz et al. 2017, VEEGAN, PacGAN). The dataset's registration
@@ -43,19 +47,30 @@ def _kl(p: torch.Tensor, q: torch.Tensor) -> float:
     return float((p[m] * (p[m] / q[m]).log()).sum())
 
 
+MASK_MODES = 52  # a float64 holds every integer below 2^53 exactly
+
+
+def _mask(covered: torch.Tensor) -> int | None:
+    """The covered modes (bool [K]) as the integer sum_k 2^k, or None when K > MASK_MODES."""
+    if len(covered) > MASK_MODES:
+        return None
+    return int(sum(1 << int(k) for k in covered.nonzero().flatten()))
+
+
 def mixture_modes(points: torch.Tensor, centres: torch.Tensor, std: float, *, radius_std: float = 3.0,
                   min_fraction: float = 0.01) -> dict[str, float | int | None]:
     d = torch.cdist(points.double().cpu(), centres.double().cpu())  # [N, K]; NaN rows are never near
     near = d <= radius_std * std
     hq = near.any(1)
     k = centres.shape[0]
-    covered = int((near.sum(0) >= min_fraction * len(points)).sum())
+    covered = near.sum(0) >= min_fraction * len(points)
     n_hq = int(hq.sum())
     kl = None
     if n_hq:
         h = torch.bincount(d[hq].argmin(1), minlength=k).double() / n_hq
         kl = _kl(h, torch.full((k,), 1.0 / k, dtype=torch.float64))
-    return {"modes": covered, "modes_total": k, "hq_fraction": n_hq / len(points), "mode_kl": kl}
+    return {"modes": int(covered.sum()), "modes_total": k, "hq_fraction": n_hq / len(points), "mode_kl": kl,
+            "modes_mask": _mask(covered)}
 
 
 def class_modes(classes: torch.Tensor, reference: torch.Tensor, *, min_fraction: float) -> dict[str, float | int]:
@@ -69,7 +84,8 @@ def class_modes(classes: torch.Tensor, reference: torch.Tensor, *, min_fraction:
     mode = (classes * 10 ** torch.arange(c - 1, -1, -1)).sum(1)  # (a, b, c) -> 100a + 10b + c
     h = torch.bincount(mode, minlength=k).double() / n
     covered = (h > 0) & (h >= min_fraction)
-    return {"modes": int(covered.sum()), "modes_total": k, "mode_kl": _kl(h, reference.double())}
+    return {"modes": int(covered.sum()), "modes_total": k, "mode_kl": _kl(h, reference.double()),
+            "modes_mask": _mask(covered)}
 
 
 def _reference(kl_to: str, class_hist: torch.Tensor, channels: int) -> torch.Tensor:

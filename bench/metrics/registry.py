@@ -204,5 +204,5 @@ register_metric("dc", "bench.metrics.density_coverage:metric", needs="features",
 register_metric("is", "bench.metrics.fidelity:inception_score", needs="logits", keys=("is", "is_std"),
                 higher_is_better=("is",), columns=(), descriptive=("is_std",))
 register_metric("modes", "bench.metrics.modes:metric", needs="samples",
-                keys=("modes", "modes_total", "hq_fraction", "mode_kl"), higher_is_better=("modes", "hq_fraction"),
-                columns=("modes", "hq_fraction", "mode_kl"), descriptive=("modes_total",))
+                keys=("modes", "modes_total", "hq_fraction", "mode_kl", "modes_mask"), higher_is_better=("modes", "hq_fraction"),
+                columns=("modes", "hq_fraction", "mode_kl"), descriptive=("modes_total", "modes_mask"))
