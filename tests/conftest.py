@@ -22,7 +22,8 @@ BENCH = [sys.executable, "-m", "bench.cli"]
 # worker idle; run with --no-loadscope-reorder). Never a timed assertion; a file not listed runs last.
 FILE_SECONDS = {"test_reliability_storage": 240, "test_study": 179, "test_train": 163, "test_reliability": 145,
                 "test_bad_inputs": 111, "test_plugins": 109, "test_metrics": 104, "test_reports": 93,
-                "test_rescore": 90, "test_study_s3": 79, "test_api": 56, "test_score_cli": 39, "test_models": 36}
+                "test_rescore": 90, "test_study_s3": 79, "test_api": 56, "test_score_cli": 39, "test_models": 36,
+                "test_diagnose": 30, "test_health": 12}
 
 
 def pytest_collection_modifyitems(session, config, items):
