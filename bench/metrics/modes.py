@@ -12,7 +12,7 @@ samples lie within 3 std of its centre.
 Note that even the true mixture has hq_fraction = 1 - exp(-9/2) = 0.989 in 2-D.
 
     modes_mask  = sum_k 2^k over the covered modes k: *which* modes are covered, so that a run's
-                  checkpoints show mode hopping (``bench.runner.mode_hops``); exact in a float64 for up
+                  checkpoints show mode hopping (``bench.health.mode_hops``); exact in a float64 for up
                   to 52 modes (ring8, grid25, digits), null for more (stacked-digits). Descriptive.
 
 Image datasets (digits, stacked-digits): a sample's mode is the tuple of the classes ``digits-cnn``
