@@ -21,7 +21,7 @@ PRECISIONS = ("fp32", "bf16")  # bf16: torch.autocast(cuda, bfloat16) around the
 
 # Fields that do not change what is trained: a run may be resumed with other values of these
 # (more steps, another device, another logging cadence, data read from another mount).
-NOT_IDENTITY = ("steps", "device", "log_every", "ckpt_every", "data_root",
+NOT_IDENTITY = ("steps", "device", "log_every", "ckpt_every", "health_every", "data_root",
                 # scoring at checkpoints: it never touches the training RNG (bench.metrics)
                 "metrics", "eval_samples", "feature_extractor", "fe_weights",
                 # torch.compile fuses kernels: the same model and algorithm, rounding may differ (like
@@ -54,6 +54,9 @@ class TrainConfig:
     data_root: str | None = None
     log_every: int = 100
     ckpt_every: int = 500
+    # Training health (bench.health) is measured at every health_every-th step (every step with
+    # cuda_graphs, where it is part of the graph and costs no launches); it never changes the training.
+    health_every: int = 10
     device: str = "auto"
     # Hot path (bench.train): fp32 everywhere, or bf16 autocast on a CUDA GPU; torch.compile of G and D.
     precision: str = "fp32"
@@ -123,7 +126,7 @@ class TrainConfig:
             if not ok:
                 raise UsageError(msg)
 
-        for name in ("steps", "batch_size", "z_dim", "n_disc", "log_every", "ckpt_every"):
+        for name in ("steps", "batch_size", "z_dim", "n_disc", "log_every", "ckpt_every", "health_every"):
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool) and v > 0, f"{name} must be a positive integer, got {v!r}")
         need(_finite(self.lr) and self.lr > 0, f"lr must be a positive number, got {self.lr!r}")

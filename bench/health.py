@@ -1,6 +1,6 @@
 """Training health: how D and G are doing at every step, recorded without a per-step host sync.
 
-Each step (``bench.train.Trainee.step``) returns, on the device, one row of ``FIELDS``:
+A measured step (``bench.train.Trainee.step``) returns, on the device, one row of ``FIELDS``:
 
     d_loss, g_loss   the two objectives (D's at its last step of the n_disc)
     g_grad_norm      ||grad_theta L_G|| over all of G's parameters, before G's Adam step: the gradient
@@ -15,10 +15,17 @@ Each step (``bench.train.Trainee.step``) returns, on the device, one row of ``FI
                      (a critic or a relativistic D has no "real" threshold); 0.5 is chance, 1 a D
                      that separates the batch perfectly.
 
-The loop fetches the window's rows with its one host sync per log window; ``window`` turns them
+The fields are measured at every ``health_every``-th step (TrainConfig, default 10; every step
+under CUDA graphs): on a CPU each of the ~30 small ops of a measurement costs a host dispatch, ~8%
+of a ring8 MLP step, and a sample of the steps estimates a window's means and saturated fraction
+as well. Measuring never changes the training (no random draw, no parameter touched), so runs with
+any ``health_every`` are the same run. The other steps return (d_loss, g_loss) alone.
+
+The loop fetches the window's outputs with its one host sync per log window; ``window`` turns them
 into the metrics.jsonl row: means, the smallest G gradient, and ``d_saturated``, the fraction of
-the window's steps with d_auc >= SATURATED (D separates the batch: where the minimax gradient
-vanishes and mode collapse starts). ``Summary`` turns a run's rows into its results columns.
+the window's measured steps with d_auc >= SATURATED (D separates the batch: where the minimax
+gradient vanishes and mode collapse starts), and ``health_steps``, how many steps were measured.
+``Summary`` turns a run's rows into its results columns.
 
 Mode hopping (a generator that leaves one mode for another instead of covering both) shows in the
 checkpoints' scores: ``mode_hops`` counts the modes exchanged between consecutive checkpoints.
@@ -26,7 +33,7 @@ checkpoints' scores: ``mode_hops`` counts the modes exchanged between consecutiv
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 if TYPE_CHECKING:  # the driver reads Summary and COLUMNS without loading torch
     import torch
@@ -55,20 +62,29 @@ def pairwise_auc(real_out: torch.Tensor, fake_out: torch.Tensor, real_is_high: b
     return 0.5 + 0.5 * diff.sign().float().mean()
 
 
-def window(values: torch.Tensor) -> dict[str, float]:
-    """The metrics.jsonl fields of one log window from its steps' rows ([steps, len(FIELDS)], on the host)."""
-    mean = values.mean(0).tolist()
-    out = dict(zip(FIELDS, mean))
-    g = values[:, FIELDS.index("g_grad_norm")]
-    out["g_grad_norm_min"] = float(g.min())
+def window(steps: Sequence[torch.Tensor]) -> dict[str, float]:
+    """The metrics.jsonl fields of one log window from its steps' outputs (on the host, oldest first):
+    each is (d_loss, g_loss), or all of FIELDS at a measured step. The losses are averaged over every
+    step; the health fields over the measured ones (none measured: no health fields), with the
+    smallest G gradient and ``d_saturated``, the fraction of measured steps with d_auc >= SATURATED."""
+    import torch
+
+    out = dict(zip(FIELDS[:2], torch.stack([v[:2] for v in steps]).mean(0).tolist()))
+    measured = [v for v in steps if v.shape[0] == len(FIELDS)]
+    if not measured:
+        return out
+    values = torch.stack(measured)
+    out.update(zip(FIELDS[2:], values[:, 2:].mean(0).tolist()))
+    out["g_grad_norm_min"] = float(values[:, FIELDS.index("g_grad_norm")].min())
     out["d_saturated"] = float((values[:, FIELDS.index("d_auc")] >= SATURATED).double().mean())
+    out["health_steps"] = len(measured)
     return out
 
 
 class Summary:
     """A run's health columns from its metrics.jsonl rows (oldest first), kept as rows arrive:
     ``g_grad_norm`` and ``d_auc`` of the last window, the smallest G gradient of any window, and
-    the fraction of all steps at which D was saturated. Rows from before health was recorded
+    the fraction of all measured steps at which D was saturated. Rows from before health was recorded
     (no ``d_auc``) are skipped; a run without any gives NaN."""
 
     def __init__(self, rows: Iterable[dict[str, Any]] = ()):
@@ -88,6 +104,7 @@ class Summary:
         g = row.get("g_grad_norm_min")
         if isinstance(g, (int, float)) and math.isfinite(g):
             self.g_min = min(self.g_min, g)
+        n = row.get("health_steps", n)  # the window's measured steps (rows from before sampling: all of them)
         self.saturated_steps += float(row.get("d_saturated", 0.0)) * n
         self.steps += n
 

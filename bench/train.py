@@ -196,19 +196,23 @@ class Trainee:
             torch.cuda.set_rng_state(ck["rng_cuda"].cpu(), self.device)
         return ck["step"], ck["wall_s"]
 
-    def step(self, at: int | torch.Tensor) -> torch.Tensor:
+    def step(self, at: int | torch.Tensor, measure: bool = True) -> torch.Tensor:
         """One generator step at step ``at``: n_disc D steps on fresh real and fake batches, then one
         G step. Returns the step's ``bench.health.FIELDS`` (losses, gradient norms, D's outputs and
-        pairwise accuracy) on the device. ``at`` is a device tensor when the step is captured in a
-        CUDA graph (it then only feeds the instance-noise schedule)."""
+        pairwise accuracy) on the device; without ``measure`` only the first two, (d_loss, g_loss):
+        the same update, minus the ~30 small ops of the measurement. ``at`` is a device tensor when
+        the step is captured in a CUDA graph (it then only feeds the instance-noise schedule)."""
         self.D.requires_grad_(True)
         for i in range(self.cfg.n_disc):
-            d = self.d_step(at, measure=i == self.cfg.n_disc - 1)
+            d = self.d_step(at, measure=measure and i == self.cfg.n_disc - 1)
         # G: D's weights are frozen so no D gradients are computed.
         self.D.requires_grad_(False)
         g_loss = self.g_objective(at)
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
+        if not measure:
+            self.opt_g.step()
+            return torch.stack((d.detach(), g_loss.detach()))
         g_norm = health.grad_norm(self.G.parameters())
         self.opt_g.step()
         return torch.stack((d[0], g_loss.detach(), g_norm, *d[1:]))
@@ -279,10 +283,15 @@ def train(cfg: TrainConfig, out: str | Path, *, callbacks: Sequence[Callback] = 
     t.G.train(), t.D.train()
     hear.on_start(Event(run, step, last_ck, t.G, scores))
 
-    # The same step replayed from a CUDA graph: one launch instead of hundreds (bench.cuda_graph).
-    step_fn = GraphedStep(t.step, device) if cfg.cuda_graphs else t.step
+    # The same step replayed from a CUDA graph: one launch instead of hundreds (bench.cuda_graph);
+    # health is then measured at every step (inside the graph it costs no launches), else at every
+    # health_every-th (eager, each of its small ops costs a host dispatch).
+    if cfg.cuda_graphs:
+        step_fn = GraphedStep(t.step, device)
+    else:
+        step_fn = lambda s: t.step(s, measure=s % cfg.health_every == 0)  # noqa: E731
     t0 = time.perf_counter()
-    window: list[torch.Tensor] = []  # per-step health.FIELDS on the device, fetched once per log window
+    window: list[torch.Tensor] = []  # each step's output on the device (health.window), fetched once per log window
     window_t0, window_start = t0, step
     status, diverged_at, last = "ok", None, {}
     try:
@@ -293,10 +302,10 @@ def train(cfg: TrainConfig, out: str | Path, *, callbacks: Sequence[Callback] = 
             if not (step % cfg.log_every == 0 or at_ckpt):
                 continue
             # One host sync per window: the losses, the health fields and the NaN check travel together.
-            values = torch.stack(window).double().cpu()
-            finite = torch.isfinite(values[:, :2]).all(dim=1)  # diverged: a loss is NaN or inf
+            steps_out = torch.cat(window).double().cpu().split([v.shape[0] for v in window])
+            finite = torch.isfinite(torch.stack([v[:2] for v in steps_out])).all(dim=1)  # diverged: a loss is NaN or inf
             now = time.perf_counter()
-            last = {**health.window(values), **t.loss.log_values()}
+            last = {**health.window(steps_out), **t.loss.log_values()}
             row = {"step": step, **last, "steps_per_s": len(window) / max(now - window_t0, 1e-9),
                    "wall_s": wall_before + now - t0}
             window, window_t0 = [], now

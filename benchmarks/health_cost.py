@@ -2,9 +2,10 @@
 
     python benchmarks/health_cost.py [--dataset ring8 --arch mlp --steps 300 --repeats 7]
 
-Both sides run in one process on the same Trainee, interleaved: ``Trainee.step`` (every step
-returns bench.health.FIELDS) against the same D and G updates returning only (d_loss, g_loss), as the
-loop did before health. Prints the median microseconds per step of each and their ratio.
+Three sides run in one process on the same Trainee, interleaved: ``Trainee.step(measure=False)``
+(the update alone, returning (d_loss, g_loss)), health measured at every step, and health measured
+at every ``health_every``-th step as ``bench train`` does by default (TrainConfig.health_every).
+Prints the median microseconds per step of each and their ratios to the update alone.
 """
 from __future__ import annotations
 
@@ -30,16 +31,10 @@ def main() -> None:
     cfg = TrainConfig(dataset=a.dataset, loss=a.loss, arch=a.arch, steps=a.steps, batch_size=a.batch_size).resolved()
     t = Trainee.build(cfg, torch.device("cpu"))
 
-    def without_health(at: int) -> torch.Tensor:
-        t.D.requires_grad_(True)
-        for _ in range(cfg.n_disc):
-            d = t.d_step(at)
-        t.D.requires_grad_(False)
-        g = t.g_objective(at)
-        t.opt_g.zero_grad(set_to_none=True)
-        g.backward()
-        t.opt_g.step()
-        return torch.stack((d.detach(), g.detach()))
+    every = cfg.health_every
+    sides = {"without health": lambda i: t.step(i, measure=False),
+             "health every step": lambda i: t.step(i, measure=True),
+             f"health every {every} steps": lambda i: t.step(i, measure=i % every == 0)}
 
     def per_step_us(fn) -> float:
         t0 = time.perf_counter()
@@ -47,16 +42,18 @@ def main() -> None:
             fn(i)
         return (time.perf_counter() - t0) / a.steps * 1e6
 
-    for fn in (without_health, t.step):  # warm-up
+    for fn in sides.values():  # warm-up
         per_step_us(fn)
-    bare, health = [], []
+    times: dict[str, list[float]] = {k: [] for k in sides}
     for _ in range(a.repeats):
-        bare.append(per_step_us(without_health))
-        health.append(per_step_us(t.step))
-    b, h = statistics.median(bare), statistics.median(health)
-    print(f"{a.dataset}:{a.arch} {a.loss} batch {a.batch_size}, {torch.get_num_threads()} threads: "
-          f"without health {b:.0f} us/step, with health {h:.0f} us/step, ratio {b / h:.3f} (without/with)")
-
+        for k, fn in sides.items():
+            times[k].append(per_step_us(fn))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    base = med["without health"]
+    print(f"{a.dataset}:{a.arch} {a.loss} batch {a.batch_size}, {torch.get_num_threads()} threads, "
+          f"medians of {a.repeats} interleaved repeats:")
+    for k, v in med.items():
+        print(f"  {k:24s} {v:7.0f} us/step   ratio {base / v:.3f} (without/with)")
 
 if __name__ == "__main__":
     main()

@@ -45,10 +45,17 @@ def test_window_means_minimum_and_saturated_fraction():
         [2.0, 0.0, 0.3, 2.0, 0.7, 0.3, 0.99],
         [2.0, 2.0, 0.3, 2.0, 0.7, 0.3, 0.50],
     ], dtype=torch.float64)
-    w = health.window(rows)
+    w = health.window(list(rows))
     assert w == pytest.approx({"d_loss": 2.0, "g_loss": 2.0, "g_grad_norm": 0.3, "d_grad_norm": 2.0, "d_real": 0.7,
                                "d_fake": 0.3, "d_auc": (0.999 + 0.7 + 0.99 + 0.5) / 4, "g_grad_norm_min": 0.1,
-                               "d_saturated": 0.5})  # SATURATED = 0.99 counts
+                               "d_saturated": 0.5, "health_steps": 4})  # SATURATED = 0.99 counts
+    # Unmeasured steps give their losses only: they count in the loss means, not in the health fields
+    mixed = [rows[0], torch.tensor([5.0, 6.0], dtype=torch.float64), rows[1]]
+    w = health.window(mixed)
+    assert w == pytest.approx({"d_loss": 3.0, "g_loss": 4.0, "g_grad_norm": 0.3, "d_grad_norm": 2.0, "d_real": 0.7,
+                               "d_fake": 0.3, "d_auc": (0.999 + 0.7) / 2, "g_grad_norm_min": 0.1,
+                               "d_saturated": 0.5, "health_steps": 2})
+    assert health.window([torch.tensor([1.0, 3.0])]) == {"d_loss": 1.0, "g_loss": 3.0}
 
 
 def test_summary_weights_windows_by_their_steps_and_skips_rows_without_health():
@@ -59,6 +66,9 @@ def test_summary_weights_windows_by_their_steps_and_skips_rows_without_health():
     s = health.Summary(rows).columns()
     # steps 50..100 unsaturated, 100..400 saturated: 300 of 350 steps
     assert s == pytest.approx({"g_grad_norm": 0.5, "g_grad_norm_min": 0.25, "d_auc": 1.0, "d_saturated": 300 / 350})
+    # sampled windows count their measured steps: 5 unsaturated, then 30 saturated
+    sampled = [{**rows[1], "health_steps": 5}, {**rows[2], "health_steps": 30}]
+    assert health.Summary(sampled).columns()["d_saturated"] == pytest.approx(30 / 35)
     assert all(math.isnan(v) for v in health.Summary([rows[0]]).columns().values())
 
 
@@ -96,3 +106,22 @@ def test_a_run_records_health_and_a_discriminator_that_wins_shows_saturated(tmp_
     five_s, one_s = health.Summary(_rows(tmp_path / "five")).columns(), health.Summary(_rows(tmp_path / "one")).columns()
     assert _rows(tmp_path / "five")[-1]["d_saturated"] >= 0.8 and five_s["d_auc"] >= 0.99
     assert one_s["d_saturated"] == 0.0 and one_s["d_auc"] < 0.95
+
+
+def test_health_sampled_every_k_steps_is_the_same_run_measured_at_those_steps(tmp_path):
+    """health_every only chooses which steps are measured: the training, its losses and its
+    checkpoint are bit-for-bit those of a run measured at every step, and a measured step's fields
+    equal the every-step run's at that step."""
+    every = TrainConfig(dataset="ring8", loss="ns", arch="mlp", steps=30, log_every=1, ckpt_every=30, health_every=1)
+    sampled = TrainConfig(**{**every.to_dict(), "health_every": 7})
+    train(every, tmp_path / "every"), train(sampled, tmp_path / "sampled")
+    a, b = _rows(tmp_path / "every"), _rows(tmp_path / "sampled")
+    assert [(r["d_loss"], r["g_loss"]) for r in a] == [(r["d_loss"], r["g_loss"]) for r in b]
+    for ra, rb in zip(a, b):
+        if (rb["step"] - 1) % 7 == 0:  # step s (0-based) is measured when s % 7 == 0
+            assert rb["health_steps"] == 1 and all(rb[k] == ra[k] for k in health.FIELDS + ("d_saturated",))
+        else:
+            assert not set(health.FIELDS[2:]) & set(rb)
+    ga = torch.load(tmp_path / "every/checkpoints/step_00000030.pt", weights_only=True)["G"]
+    gb = torch.load(tmp_path / "sampled/checkpoints/step_00000030.pt", weights_only=True)["G"]
+    assert all(torch.equal(ga[k], gb[k]) for k in ga)

@@ -60,6 +60,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", help="where real datasets live (default $GAN_BENCH_DATA or ./data)")
     p.add_argument("--log-every", type=int, default=100, help="log losses every N steps (default 100)")
     p.add_argument("--ckpt-every", type=int, default=500, help="checkpoint every N steps (default 500)")
+    p.add_argument("--health-every", type=int, default=10,
+                   help="measure training health (bench.health) every N steps (default 10; every step with --cuda-graphs); "
+                        "never changes the training")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--precision", default="fp32",
                    help="fp32 (default) or bf16: torch.autocast to bfloat16 around the forward passes, CUDA only; "
@@ -98,7 +101,8 @@ def _train_config(args: argparse.Namespace):
         dataset=args.dataset, loss=args.loss, arch=args.arch or default_arch(args.dataset), steps=args.steps, batch_size=args.batch_size,
         z_dim=args.z_dim, z_dist=args.z_dist, lr=args.lr, beta1=args.beta1, beta2=args.beta2, n_disc=args.n_disc,
         d_norm=args.d_norm, loss_params=loss_params, seed=args.seed, resolution=args.resolution,
-        data_root=args.data_root, log_every=args.log_every, ckpt_every=args.ckpt_every, device=args.device,
+        data_root=args.data_root, log_every=args.log_every, ckpt_every=args.ckpt_every,
+        health_every=args.health_every, device=args.device,
         precision=args.precision, compile=args.compile, cuda_graphs=args.cuda_graphs,
         metrics=[m.strip() for m in (args.metrics or "").split(",") if m.strip()], eval_samples=args.eval_samples,
         feature_extractor=args.feature_extractor, fe_weights=args.fe_weights, plugins=plugins.records(), **fields,
