@@ -10,6 +10,7 @@
     s = api.score("runs/r8", metrics=["w1", "modes"])                 # a checkpoint or run directory
     r = api.train(dataset="ring8", loss="ns", steps=2000, out="runs/r8")
     g = api.diagnose("runs/r8", losses="mm,ns")                        # G frozen, D toward optimality
+    api.tensorboard("runs/studies/demo")                               # event files; tensorboard --logdir ...
     api.load_plugin("examples/fgan_kl.py")                            # what --plugin does
 
 Every keyword is the command's flag with ``-`` as ``_`` (``--eval-every`` is ``eval_every``) and has
@@ -28,7 +29,7 @@ from typing import Any
 from bench.errors import UsageError
 
 __all__ = ["options", "run_study", "resume_study", "status", "results", "report", "score", "train", "diagnose",
-           "load_plugin"]
+           "tensorboard", "load_plugin"]
 
 
 def _subparser(command: str) -> argparse.ArgumentParser:
@@ -150,6 +151,14 @@ def diagnose(target: str | Path | None = None, **kw: Any) -> dict[str, Any]:
     from bench.commands import diagnose as diagnose_
 
     return diagnose_.compute(_args("diagnose", {"target": None if target is None else str(target), **kw}))
+
+
+def tensorboard(source: str | Path, out: str | Path | None = None) -> dict[str, Any]:
+    """``bench tensorboard``: a study's or run's curves as TensorBoard event files in ``out``
+    (default SOURCE/tensorboard); returns ``{"out", "runs", "cells", "scalars"}``."""
+    from bench.tensorboard_export import export
+
+    return export(source, out)
 
 
 def load_plugin(spec: str | Path):

@@ -16,7 +16,7 @@ from bench import plugins
 from bench.errors import STORAGE_ERRNOS, UsageError
 
 # Subcommand modules, each with ``add_parser(subparsers)`` setting ``func``.
-COMMANDS = ["train", "run", "score", "report", "rescore", "diagnose", "components"]
+COMMANDS = ["train", "run", "score", "report", "rescore", "diagnose", "tensorboard", "components"]
 
 
 class _HelpFormatter(argparse.HelpFormatter):

@@ -6,6 +6,7 @@
     scores.parquet      scores added later without retraining (``bench.rescore.store``)
     .driver.lock        held by the one driver running the study (``bench run`` / ``bench resume``)
     .rescore.lock       held by the one ``bench rescore`` writing scores.parquet
+    report/, tensorboard/  the default outputs of ``bench report`` and ``bench tensorboard`` (read by nothing else)
 
 A study lives in a local directory, or on S3: then ``local`` is the driver's working copy and
 ``remote`` the durable study (``bench.storage.Remote``), which the driver writes through and the

@@ -68,3 +68,5 @@ def test_a_study_its_results_report_and_scores_from_python(tmp_path):
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert scores == json.loads(cli.stdout)
     assert scores["primary"]["metric"] == "w1" and 0 <= scores["modes"] <= 8
+    tb = api.tensorboard(study)
+    assert tb["out"] == str(study / "tensorboard") and tb["runs"] == len(df) and tb["cells"] == 2

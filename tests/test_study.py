@@ -15,6 +15,7 @@ import pytest
 
 from bench.results import COLUMNS
 from tests.conftest import free_port, run_bench, run_cli, tree_snapshot, wait_for_port
+from tests.test_tensorboard import read_events, runs_of
 
 pytestmark = pytest.mark.slow
 QUICK = ["--steps", "60", "--eval-every", "30", "--samples", "500"]
@@ -59,6 +60,15 @@ def test_small_study_writes_complete_results(tmp_path):
         assert r["mode_hops"] >= 0 and r["mode_hops"] == int(r["mode_hops"])
     st = run_bench("status", tmp_path / "s")
     assert st.returncode == 0 and "ring8/wgan-gp/mlp" in st.stdout and " w1 " in st.stdout
+    # bench tensorboard: one TensorBoard run per trial, cell/trial_id, with its health and scores
+    tb = run_bench("tensorboard", tmp_path / "s", "--out", tmp_path / "tb")
+    assert tb.returncode == 0, tb.stderr
+    assert runs_of(tmp_path / "tb") == sorted(f"ring8-{r.loss}-mlp/{r.trial_id}" for r in df.itertuples())
+    for r in df.itertuples():
+        events = read_events(tmp_path / "tb" / f"ring8-{r.loss}-mlp" / r.trial_id)
+        assert events["health/d_auc"][-1][1] == pytest.approx(r.d_auc, rel=1e-6)
+        assert [s for s, _, _ in events["scores/primary"]] == [30, 60]
+        assert events["scores/primary"][-1][1] == pytest.approx(r.primary, rel=1e-6)
     study = json.loads((tmp_path / "s" / "study.json").read_text())
     assert study["search"] == "random" and study["budget"] == 4 and study["space"]["name"] == "mixtures-2d"
 
