@@ -23,7 +23,7 @@ STATUSES = ("ok", "diverged", "failed")
 COLUMNS = [
     "study", "dataset", "loss", "arch", "phase", "trial_id", "config_id", "replicate", "seed", "status",
     "steps", "primary_metric", "primary", "primary_best", "best_step", "fid", "fid_best", "w1", "kid",
-    "precision", "recall", "modes", "hq_fraction", "mode_kl", "mode_hops",
+    "precision", "recall", "modes", "modes_total", "hq_fraction", "mode_kl", "mode_hops",
     "g_grad_norm", "g_grad_norm_min", "d_auc", "d_saturated",
     "checkpoint", "checkpoint_best", "node", "started_at", "ended_at", "wall_s", "extractor", "n_samples",
     "early_stopped", "error",

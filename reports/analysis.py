@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from reports import budget as B
+from reports import causes as C
 from reports import metrics as M
 from reports import ranks as R
 from reports import seeds as S
@@ -49,6 +50,7 @@ class Report:
     seeds_needed: int | None = None  # seeds per loss for min_p <= alpha / m (two-sided Mann-Whitney)
     configs_needed: int | None = None  # configs per cell for the budget test's exact minimum <= alpha / m
     wilcoxon: R.Wilcoxon = field(default_factory=lambda: R.Wilcoxon(False, "not run"))
+    causes: pd.DataFrame = field(default_factory=pd.DataFrame)  # per cell: diverged/saturated/collapsed (reports.causes)
 
     @property
     def better_word(self) -> str:
@@ -106,7 +108,8 @@ def analyse(trials: pd.DataFrame, baseline: str, alpha: float = 0.05, metric: st
                  curves, diffs, summary, verdicts, values, basis, fr, head, metric_label=label, name=_name(metric, trials),
                  family_size=m,
                  seeds_needed=need_s, configs_needed=need_c,
-                 wilcoxon=R.wilcoxon_tests(values, baseline, alpha) if not values.empty else R.Wilcoxon(False, "no values"))
+                 wilcoxon=R.wilcoxon_tests(values, baseline, alpha) if not values.empty else R.Wilcoxon(False, "no values"),
+                 causes=C.causes_table(trials))
     rep.notes = _notes(rep, trials, m)
     return rep
 

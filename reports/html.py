@@ -77,7 +77,7 @@ def render(rep: Report, inputs: list[str], images: list[tuple[str, str]], method
     body.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in rep.notes) + "</ul>")
     body.append("<h2>Method</h2>" + "".join(f"<p class=\"small\">{e(p)}</p>" for p in method))
     body.append("<p class=\"small\">Made by <code>bench report</code> (gan-bench). Files: leaderboard.md, "
-                "summary.csv, verdicts.csv, budget.csv, wilcoxon.csv (with 2 or more datasets), report.json.</p>")
+                "summary.csv, verdicts.csv, budget.csv, wilcoxon.csv (with 2 or more datasets), causes.csv, report.json.</p>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>gan-bench report: {e(rep.name)}</title><style>{CSS}</style></head>\n<body>\n"

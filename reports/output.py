@@ -22,6 +22,7 @@ from bench.io import atomic_write_bytes, atomic_write_text
 from reports import html as H
 from reports import leaderboard as L
 from reports import plots as P
+from reports.causes import THRESHOLDS as CAUSE_THRESHOLDS
 from reports.analysis import Report, curves_table, differences_table, summary_table, verdicts_table, wilcoxon_table
 
 FORMAT = "gan-bench/report/1"
@@ -117,7 +118,8 @@ def document(rep: Report, inputs: list[str], files: list[str]) -> dict:
         "seed": rep.seed, "datasets": rep.datasets, "losses": rep.losses, "headline": rep.headline,
         "metric_label": rep.metric_label, "notes": rep.notes, "family_size": rep.family_size,
         "seeds_needed": rep.seeds_needed, "configs_needed": rep.configs_needed, "friedman": rep.friedman.to_dict(),
-        "wilcoxon": rep.wilcoxon.to_dict(), "verdicts": verdict_records(rep), "files": files,
+        "wilcoxon": rep.wilcoxon.to_dict(), "verdicts": verdict_records(rep),
+        "causes": rep.causes.to_dict("records"), "cause_thresholds": CAUSE_THRESHOLDS, "files": files,
     })
 
 
@@ -163,7 +165,19 @@ def write(rep: Report, trials: pd.DataFrame, out: Path, inputs: list[str], previ
             rep.notes.extend(notes)
             figure(f"samples-{i:02d}-{slug(ds)}.png", data, f"{ds}: samples of each loss's best checkpoint.")
 
+    figure("health.png", P.health(rep, trials),
+           "Scores beside training health per loss: D's pairwise accuracy d_auc, the fraction of steps D was "
+           "saturated, the smallest generator-gradient norm (every trial a point, bar: median).")
+    from reports.causes import trial_curves
+
+    for i, ds in enumerate(rep.datasets):
+        figure(f"health-{i:02d}-{slug(ds)}.png", P.health_curves(rep, ds, trial_curves(trials, ds)),
+               f"{ds}: per loss, the generator-gradient norm of its best and worst trial, and every trial's mode "
+               "coverage per checkpoint (collapsed trials as black crosses, off-data ones dotted).")
+
     put("summary.csv", _csv(summary_table(rep)))
+    if not rep.causes.empty:
+        put("causes.csv", _csv(rep.causes.assign(collapsed_trials=rep.causes["collapsed_trials"].map(" ".join))))
     put("verdicts.csv", _csv(verdicts_table(rep)))
     if rep.wilcoxon.ok:
         put("wilcoxon.csv", _csv(wilcoxon_table(rep)))

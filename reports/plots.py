@@ -184,3 +184,116 @@ def critical_difference(rep: Report) -> bytes | None:
                  f"tests (Holm, all pairs)\ncannot separate at alpha = {rep.alpha:g}; Friedman p = {fr.p_value:.3g}",
                  fontsize=9, y=1.12)
     return png(fig, tight=True)
+
+
+HEALTH_PANELS = (("d_auc", "d_auc: P(D(x) > D(G(z)))", False), ("d_saturated", "d_saturated: fraction of steps", False),
+                 ("g_grad_norm_min", "smallest G gradient norm", True))
+
+
+def health(rep: Report, trials: pd.DataFrame) -> bytes | None:
+    """Per dataset (rows): the report's metric and the training-health columns per loss (columns),
+    every trial a point (diverged ones included where a column is finite), the median a bar."""
+    panels = [(c, label, log) for c, label, log in HEALTH_PANELS
+              if c in trials.columns and np.isfinite(pd.to_numeric(trials[c], errors="coerce")).any()]
+    if not panels:
+        return None
+    pal = palette(rep)
+    cols = [("raw", f"{rep.name} ({rep.better_word} is better)", False)] + panels
+    with sns.axes_style("whitegrid"):
+        fig, axes = plt.subplots(len(rep.datasets), len(cols), figsize=(3.6 * len(cols), 3.0 * len(rep.datasets)),
+                                 squeeze=False, layout="constrained")
+        for row, ds in zip(axes, rep.datasets):
+            d = trials[trials["dataset"] == ds]
+            order = [x for x in rep.losses if x in set(d["loss"])]
+            for ax, (col, label, log) in zip(row, cols):
+                for i, loss in enumerate(order):
+                    v = pd.to_numeric(d.loc[d["loss"] == loss, col], errors="coerce").to_numpy(dtype=float)
+                    v = v[np.isfinite(v) & ((v > 0) if log else True)]
+                    if not len(v):
+                        continue
+                    jitter = np.random.default_rng(i).uniform(-0.2, 0.2, len(v))
+                    ax.scatter(i + jitter, v, s=9, color=pal[loss], alpha=0.7, lw=0)
+                    ax.plot([i - 0.3, i + 0.3], [np.median(v)] * 2, color="black", lw=1.5)
+                if log:
+                    _log_axis(ax)
+                ax.set_xticks(range(len(order)))
+                ax.set_xticklabels([short(x, 12) for x in order], rotation=30, ha="right", fontsize=8)
+                ax.set_title(f"{short(ds, 24)}: {label}", fontsize=8)
+        fig.suptitle("Scores beside training health, every trial (search and seeds); bar: median", fontsize=10)
+        return png(fig)
+
+
+def _log_axis(ax) -> None:
+    """A log y axis with plain tick labels (0.01, 0.1, 1, 10; minor ones too when it spans less than
+    a decade). Call after plotting."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    if lo > 0 and hi / lo < 10:
+        ax.yaxis.set_minor_locator(LogLocator(subs=(2, 5)))
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+    else:
+        ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def health_curves(rep: Report, dataset: str, curves: dict) -> bytes | None:
+    """One dataset: per loss (rows) the G-gradient norm of its best and worst trial against the step,
+    and (on datasets with modes) every trial's mode coverage at each checkpoint, the collapsed ones
+    in red. ``curves``: ``reports.causes.trial_curves``."""
+    from reports.causes import COLLAPSED_FRACTION
+
+    order = [x for x in rep.losses if x in curves]
+    if not order:
+        return None
+    with_modes = any(c.modes for x in order for c in curves[x]["all"])
+    pal = palette(rep)
+    ncol = 2 if with_modes else 1
+    with sns.axes_style("whitegrid"):
+        fig, axes = plt.subplots(len(order), ncol, figsize=(6.0 * ncol, 2.6 * len(order)), squeeze=False,
+                                 layout="constrained")
+        for row, loss in zip(axes, order):
+            best, worst = curves[loss]["best"], curves[loss]["worst"]
+            ax = row[0]
+            for c, style, who in ((best, "-", "best"), (worst, "--", "worst")):
+                if c is None or not c.steps:
+                    continue
+                g = np.asarray(c.g_grad_norm, dtype=float)
+                g = np.where(np.isfinite(g) & (g > 0), g, np.nan)
+                ax.plot(c.steps, g, style, color=pal[loss] if who == "best" else "0.3", lw=1.6,
+                        label=f"{who}: {short(c.trial_id, 30)}" + (" (diverged/worst)" if math.isinf(c.value) else ""))
+            _log_axis(ax)
+            ax.set_xlabel("step", fontsize=8)
+            ax.set_ylabel("G gradient norm", fontsize=8)
+            ax.set_title(f"{loss}: generator gradient, best and worst trial", fontsize=9)
+            if ax.lines:
+                ax.legend(fontsize=6)
+            if with_modes:
+                ax = row[1]
+                every = curves[loss]["all"]
+                n_col, n_off = sum(c.collapsed for c in every), sum(c.off_data for c in every)
+                total = max((c.modes_total for c in every if math.isfinite(c.modes_total)), default=math.nan)
+                # the loss colours use all of tab10: collapsed trials are black crosses, off-data ones dotted
+                for c in sorted(every, key=lambda c: c.collapsed):  # the collapsed ones drawn on top
+                    if c.modes:
+                        style = dict(color="black", marker="x", ms=4, lw=1.0, ls="-") if c.collapsed else \
+                            dict(color="0.55", marker="o", ms=2, lw=0.8, ls=":") if c.off_data else \
+                            dict(color="0.7", marker="o", ms=2, lw=0.8, ls="-")
+                        ax.plot(c.score_steps, c.modes, **style)
+                if worst is not None and worst.modes and worst is not best:
+                    ax.plot(worst.score_steps, worst.modes, "--", lw=1.8, color="0.3", label="worst")
+                if best is not None and best.modes:
+                    ax.plot(best.score_steps, best.modes, "-o", ms=3, lw=2, color=pal[loss], label="best")
+                if ax.get_legend_handles_labels()[0]:
+                    ax.legend(fontsize=6)
+                if math.isfinite(total):
+                    ax.axhline(COLLAPSED_FRACTION * total, color="tab:red", ls=":", lw=1)
+                    ax.set_ylim(-0.3, total + 0.3)
+                ax.set_xlabel("step", fontsize=8)
+                ax.set_ylabel("modes covered", fontsize=8)
+                ax.set_title(f"{loss}: modes covered; {n_col} of {len(every)} trials collapsed (x), {n_off} off-data (dotted)",
+                             fontsize=9)
+        fig.suptitle(f"{dataset}: how the trials failed (red dotted line: the collapse threshold, half the modes)",
+                     fontsize=10)
+        return png(fig)

@@ -3,6 +3,7 @@ and ``reports.html``, which each escape every cell for their format."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from reports import ranks as R
@@ -184,6 +185,30 @@ def wilcoxon_report_table(rep: Report) -> Table | None:
                + (f" {w.reason}." if w.reason else "")))
 
 
+def causes_report_table(rep: Report) -> Table | None:
+    """Per dataset and loss: how many trials diverged, saturated or collapsed, and the health medians."""
+    from reports.causes import THRESHOLDS
+
+    c = rep.causes
+    if c.empty or (c["saturated"].sum() == 0 and c["collapsed"].isna().all() and c[[k for k in c if k.startswith("median_")]].isna().all().all()):
+        return None  # results without health or mode columns (e.g. from before they were recorded)
+    rows = []
+    for _, r in c.iterrows():
+        ids = [re.sub(r"^.*-(search|seeds)-", r"\1-", t) for t in r["collapsed_trials"]]
+        shown = ", ".join(ids[:3]) + (f" (+{len(ids) - 3} more)" if len(ids) > 3 else "")
+        n = int(r["trials"])
+        rows.append([r["dataset"], r["loss"], str(n), f"{int(r['diverged'])}/{n}", f"{int(r['saturated'])}/{n}",
+                     "-" if math.isnan(r["collapsed"]) else f"{int(r['collapsed'])}/{n}", shown or "-",
+                     "-" if math.isnan(r["off_data"]) else f"{int(r['off_data'])}/{n}",
+                     num(r["median_d_auc"]), num(r["median_d_saturated"]), num(r["median_g_grad_norm"]),
+                     num(r["median_g_grad_norm_min"])])
+    return Table("How the trials failed: divergence, saturation, mode collapse per loss",
+                 ["dataset", "loss", "trials", "diverged", "saturated", "collapsed", "collapsed trials", "off-data",
+                  "median d_auc", "median d_saturated", "median G grad norm (last)", "median G grad norm (min)"],
+                 rows, intro=THRESHOLDS + " Every trial of the cell, search and seeds phases. d_auc: P(D(x) > D(G(z))) "
+                 "over the batch's pairs; G grad norm: ||grad of the generator loss||, in each loss's own scale.")
+
+
 def all_tables(rep: Report) -> list[Table]:
-    return [t for t in [*seeds_tables(rep), budget_table(rep), wilcoxon_report_table(rep), ranks_table(rep)]
-            if t is not None]
+    return [t for t in [*seeds_tables(rep), budget_table(rep), wilcoxon_report_table(rep), ranks_table(rep),
+                        causes_report_table(rep)] if t is not None]

@@ -205,4 +205,4 @@ register_metric("is", "bench.metrics.fidelity:inception_score", needs="logits", 
                 higher_is_better=("is",), columns=(), descriptive=("is_std",))
 register_metric("modes", "bench.metrics.modes:metric", needs="samples",
                 keys=("modes", "modes_total", "hq_fraction", "mode_kl", "modes_mask"), higher_is_better=("modes", "hq_fraction"),
-                columns=("modes", "hq_fraction", "mode_kl"), descriptive=("modes_total", "modes_mask"))
+                columns=("modes", "modes_total", "hq_fraction", "mode_kl"), descriptive=("modes_total", "modes_mask"))
