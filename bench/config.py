@@ -41,12 +41,15 @@ class TrainConfig:
     z_dim: int = 64  # Lucic: 64
     z_dist: str = "uniform"  # Lucic: z ~ U(-1, 1); "normal" for N(0, I)
     lr: float | None = None
+    # D's own learning rate: the two time-scale update rule (TTUR, Heusel et al. 2017); None = lr
+    lr_d: float | None = None
     beta1: float | None = None
     beta2: float = 0.999  # Lucic leaves Adam's beta2 at its default
     n_disc: int | None = None
     d_norm: str | None = None  # none | batch | layer | spectral
     loss_params: dict[str, float] = field(default_factory=dict)
     r1_gamma: float = 0.0  # R1 penalty weight (Mescheder 2018); 0 = off
+    r2_gamma: float = 0.0  # R2 penalty weight (Mescheder 2018: R1 on generated samples); 0 = off
     noise_std: float = 0.0  # instance noise std at step 0 (Arjovsky & Bottou 2017); 0 = off
     noise_anneal_steps: int | None = None  # noise reaches 0 here; None = at the last step
     seed: int = 0
@@ -87,8 +90,21 @@ class TrainConfig:
         return cls(**d)
 
     def identity(self) -> dict[str, Any]:
-        """What makes two configs the same training run (everything but cadence, length, device)."""
-        return {k: v for k, v in self.to_dict().items() if k not in NOT_IDENTITY}
+        """What makes two configs the same training run (everything but cadence, length, device).
+
+        Settings added later compare by their meaning, so a run stored before they existed resumes:
+        lr_d None is lr (one learning rate), and a loss parameter the stored config lacks has the
+        loss's default (e.g. fake_label_smoothing 0)."""
+        d = {k: v for k, v in self.to_dict().items() if k not in NOT_IDENTITY}
+        if d.get("lr_d") is None:
+            d["lr_d"] = d.get("lr")
+        try:
+            import losses
+
+            d["loss_params"] = {**losses.loss_class(self.loss).params, **d["loss_params"]}
+        except (KeyError, ValueError, UsageError):  # an unknown loss: compared as stored
+            pass
+        return d
 
     # -- validation ----------------------------------------------------------------------------
     def resolved(self) -> "TrainConfig":
@@ -109,6 +125,7 @@ class TrainConfig:
         c = dataclasses.replace(
             self,
             lr=pub["lr"] if self.lr is None else self.lr,
+            lr_d=(pub["lr"] if self.lr is None else self.lr) if self.lr_d is None else self.lr_d,
             beta1=pub["beta1"] if self.beta1 is None else self.beta1,
             n_disc=pub["n_disc"] if self.n_disc is None else self.n_disc,
             d_norm=pub["d_norm"] if self.d_norm is None else self.d_norm,
@@ -130,6 +147,7 @@ class TrainConfig:
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool) and v > 0, f"{name} must be a positive integer, got {v!r}")
         need(_finite(self.lr) and self.lr > 0, f"lr must be a positive number, got {self.lr!r}")
+        need(_finite(self.lr_d) and self.lr_d > 0, f"lr_d (D's learning rate) must be a positive number, got {self.lr_d!r}")
         need(_finite(self.beta1) and 0 <= self.beta1 < 1, f"beta1 must be in [0, 1), got {self.beta1!r}")
         need(_finite(self.beta2) and 0 <= self.beta2 < 1, f"beta2 must be in [0, 1), got {self.beta2!r}")
         need(self.z_dist in Z_DISTS, f"unknown z_dist '{self.z_dist}'; known: {', '.join(Z_DISTS)}")
@@ -139,6 +157,7 @@ class TrainConfig:
         need(isinstance(self.compile, bool), f"compile must be true or false, got {self.compile!r}")
         need(isinstance(self.cuda_graphs, bool), f"cuda_graphs must be true or false, got {self.cuda_graphs!r}")
         need(_finite(self.r1_gamma) and self.r1_gamma >= 0, f"r1 gamma must be >= 0, got {self.r1_gamma!r}")
+        need(_finite(self.r2_gamma) and self.r2_gamma >= 0, f"r2 gamma must be >= 0, got {self.r2_gamma!r}")
         need(_finite(self.noise_std) and self.noise_std >= 0, f"instance noise std must be >= 0, got {self.noise_std!r}")
         need(isinstance(self.noise_anneal_steps, int) and self.noise_anneal_steps >= 0,
              f"noise_anneal_steps must be an integer >= 0, got {self.noise_anneal_steps!r}")

@@ -120,10 +120,10 @@ def prepare_cuda(G: torch.nn.Module, D: torch.nn.Module, device: torch.device) -
     return G, D
 
 
-def adam(params, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
+def adam(params, cfg: TrainConfig, device: torch.device, lr: float) -> torch.optim.Adam:
     fused = True if device.type == "cuda" and CUDA_FUSED_ADAM else None
     # capturable: the step count stays on the device, as a CUDA graph capture of optimizer.step() needs
-    return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused, capturable=cfg.cuda_graphs)
+    return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2), fused=fused, capturable=cfg.cuda_graphs)
 
 
 def compiled(G: torch.nn.Module, D: torch.nn.Module, on: bool) -> tuple[Callable, Callable]:
@@ -161,7 +161,8 @@ class Trainee:
         """Data, loss, regularizers, both nets (initialised from ``cfg.seed``) and their Adams."""
         data = datasets.get(cfg.dataset, root=cfg.data_root, resolution=cfg.resolution).to(device)
         loss = losses.get(cfg.loss, **cfg.loss_params)
-        regs = Regularizers(r1_gamma=cfg.r1_gamma, noise_std=cfg.noise_std, noise_anneal_steps=cfg.noise_anneal_steps)
+        regs = Regularizers(r1_gamma=cfg.r1_gamma, r2_gamma=cfg.r2_gamma, noise_std=cfg.noise_std,
+                            noise_anneal_steps=cfg.noise_anneal_steps)
         torch.manual_seed(cfg.seed)
         try:
             G, D = models.build(cfg.arch, data.spec, cfg.z_dim, cfg.d_norm, loss.d_head)
@@ -169,7 +170,8 @@ class Trainee:
             raise UsageError(str(e)) from None
         G, D = prepare_cuda(G.to(device), D.to(device), device)
         g_fwd, d_fwd = compiled(G, D, cfg.compile)  # state, checkpoints and callbacks always use G and D themselves
-        return cls(cfg, device, data, loss, regs, G, D, adam(G.parameters(), cfg, device), adam(D.parameters(), cfg, device),
+        return cls(cfg, device, data, loss, regs, G, D, adam(G.parameters(), cfg, device, cfg.lr),
+                   adam(D.parameters(), cfg, device, cfg.lr_d),  # TTUR: D's own rate
                    g_fwd, d_fwd)
 
     def state_dict(self, step: int, wall_s: float) -> dict[str, Any]:
@@ -227,7 +229,9 @@ class Trainee:
             with torch.no_grad():
                 fake = regs.perturb(self.g_fwd(sample_z(n, cfg, self.device)), at)
             real_out, fake_out = self.d_fwd(real).float(), self.d_fwd(fake).float()  # .float(): a no-op in fp32
-            d_loss = _plus(_plus(loss.d_loss(real_out, fake_out), loss.penalty(D, real, fake)), regs.d_penalty(D, real))
+            # A loss with a schedule (R3GAN's gamma) hears how far training is: step / steps.
+            pen = loss.penalty(D, real, fake, progress=at / cfg.steps) if loss.uses_progress else loss.penalty(D, real, fake)
+            d_loss = _plus(_plus(loss.d_loss(real_out, fake_out), pen), regs.d_penalty(D, real, fake))
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         measured = None

@@ -31,6 +31,7 @@ for _name, _where in {
     "rsgan": "losses.relativistic:RSGAN",            # Jolicoeur-Martineau 2019
     "ragan": "losses.relativistic:RaGAN",            # Jolicoeur-Martineau 2019
     "began": "losses.began:BEGAN",                   # Berthelot et al. 2017
+    "r3gan": "losses.r3gan:R3GAN",                   # Huang et al. 2024: RpGAN + R1 + R2, gamma schedule
 }.items():
     register(_name, _where)
 

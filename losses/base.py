@@ -83,6 +83,7 @@ class Loss:
     name: ClassVar[str] = ""
     d_head: ClassVar[str] = "logit"
     g_uses_real: ClassVar[bool] = False
+    uses_progress: ClassVar[bool] = False  # penalty() takes progress= (the fraction of training done)
     params: ClassVar[dict[str, float]] = {}
     ranges: ClassVar[dict[str, Range]] = {}
     published: ClassVar[dict[str, Any]] = {}
@@ -121,7 +122,9 @@ class Loss:
 
     # --- hooks ---------------------------------------------------------------------------------
     def penalty(self, D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor | float:
-        """Extra term added to the D loss (a graph reaching D's parameters), 0.0 if none."""
+        """Extra term added to the D loss (a graph reaching D's parameters), 0.0 if none. A loss
+        with ``uses_progress = True`` gets ``progress=`` too: step / steps, a float in [0, 1] (a
+        device tensor when the step is captured in a CUDA graph), for a schedule such as R3GAN's."""
         return 0.0
 
     def after_d_step(self, D: torch.nn.Module, real_out: Tensor, fake_out: Tensor) -> None:

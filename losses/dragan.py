@@ -34,8 +34,8 @@ def perturb_real(x: Tensor) -> Tensor:
 
 
 class DRAGAN(NonSaturating):
-    params = {"gp_lambda": 10.0, "label_smoothing": 0.0}
-    ranges = {"gp_lambda": NON_NEGATIVE, "label_smoothing": LABEL_SMOOTHING}
+    params = {"gp_lambda": 10.0, "label_smoothing": 0.0, "fake_label_smoothing": 0.0}
+    ranges = {"gp_lambda": NON_NEGATIVE, "label_smoothing": LABEL_SMOOTHING, "fake_label_smoothing": LABEL_SMOOTHING}
     # Lucic et al. 2018 sample 0 (compare_gan v1 DRAGANHyperParams): lr 1e-4, beta1 0.5, n_disc 1, BN.
     published = {"lr": 1e-4, "beta1": 0.5, "n_disc": 1, "d_norm": "batch"}
 

@@ -12,6 +12,12 @@ Sec. 3.4) replaces the real target 1 by 1 - s; fake targets stay 0:
 
     L_D = E_x[(1 - s) softplus(-l(x)) + s softplus(l(x))] + E_z[softplus(l(G(z)))]
 
+Two-sided label smoothing also moves the fake target from 0 to f (``fake_label_smoothing``; the
+form Salimans et al. advise against, since it rewards D for fake samples where p_data is zero, and
+which a benchmark should therefore be able to compare):
+
+    L_D = E_x[(1 - s) softplus(-l(x)) + s softplus(l(x))] + E_z[(1 - f) softplus(l(G(z))) + f softplus(-l(G(z)))]
+
 Every term is a binary cross-entropy on logits (numerically stable for any logit).
 """
 
@@ -32,12 +38,12 @@ def bce(logits: Tensor, target: float) -> Tensor:
 class BCELoss(Loss):
     """Shared discriminator loss of the sigmoid cross-entropy family (mm, ns, dragan)."""
 
-    params = {"label_smoothing": 0.0}
-    ranges = {"label_smoothing": LABEL_SMOOTHING}
+    params = {"label_smoothing": 0.0, "fake_label_smoothing": 0.0}
+    ranges = {"label_smoothing": LABEL_SMOOTHING, "fake_label_smoothing": LABEL_SMOOTHING}
 
     def d_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
         real_target = 1.0 - self.hp["label_smoothing"]
-        return bce(flat(real_out), real_target) + bce(flat(fake_out), 0.0)
+        return bce(flat(real_out), real_target) + bce(flat(fake_out), self.hp["fake_label_smoothing"])
 
 
 class NonSaturating(BCELoss):

@@ -8,6 +8,13 @@ a gradient penalty on real data only,
 added to D's loss (for BEGAN's autoencoder head it penalises the gradient of the reconstruction
 error, which is still a smoothness penalty on D around the data).
 
+R2 (Mescheder et al. 2018, Eq. 10): the same penalty on generated samples,
+
+    R2 = gamma / 2 * E_z[||grad_x D(x)||_2^2 at x = G(z)]
+
+R1 and R2 together are the zero-centred gradient penalties of R3GAN (Huang et al. 2024; the
+``r3gan`` loss carries them with its gamma schedule).
+
 Instance noise (Arjovsky & Bottou 2017, "Towards Principled Methods for Training GANs",
 Sec. 3.1; annealed as in Sonderby et al. 2017): Gaussian noise of standard deviation sigma_t
 added to every D input, real and fake alike, with sigma_t going linearly from sigma_0 at step 0 to
@@ -37,6 +44,11 @@ def r1_penalty(D: Callable[[Tensor], Tensor], real: Tensor, gamma: float) -> Ten
     return 0.5 * gamma * grad.flatten(1).pow(2).sum(dim=1).mean()
 
 
+def r2_penalty(D: Callable[[Tensor], Tensor], fake: Tensor, gamma: float) -> Tensor:
+    """gamma/2 E[||grad_x D(x)||^2] on generated samples (detached from G), differentiable w.r.t. D."""
+    return r1_penalty(D, fake, gamma)
+
+
 def annealed_noise_std(sigma0: float, step: int, anneal_steps: int) -> float:
     """sigma0 * (1 - step / anneal_steps), clipped at 0; sigma0 throughout if anneal_steps == 0."""
     if anneal_steps <= 0:
@@ -57,6 +69,7 @@ class Regularizers:
     (real and fake, same step) and adds ``d_penalty`` to D's loss."""
 
     r1_gamma: float = 0.0
+    r2_gamma: float = 0.0
     noise_std: float = 0.0
     noise_anneal_steps: int = 0
 
@@ -73,11 +86,14 @@ class Regularizers:
             if not integer:
                 setattr(self, f.name, float(value))
 
-    def d_penalty(self, D: Callable[[Tensor], Tensor], real: Tensor) -> Tensor | float:
-        """R1 on the real batch, or 0.0 when r1_gamma == 0."""
-        if self.r1_gamma == 0.0:
-            return 0.0
-        return r1_penalty(D, real, self.r1_gamma)
+    def d_penalty(self, D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor | float:
+        """R1 on the real batch plus R2 on the fake one; 0.0 when both are off."""
+        total: Tensor | float = 0.0
+        if self.r1_gamma != 0.0:
+            total = total + r1_penalty(D, real, self.r1_gamma)
+        if self.r2_gamma != 0.0:
+            total = total + r2_penalty(D, fake, self.r2_gamma)
+        return total
 
     def noise_std_at(self, step: int | Tensor) -> float | Tensor:
         """sigma_t. ``step`` may be a step counter on the device (a training step captured in a CUDA

@@ -54,7 +54,7 @@ HAND = {
     "ragan": ((sp(-1.25) + sp(1.75)) / 2 + (sp(1.0) + sp(-0.5)) / 2,
               (sp(-1.0) + sp(0.5)) / 2 + (sp(1.25) + sp(-1.75)) / 2),
 }
-ALL = ["began", "dragan", "hinge", "ls", "mm", "ns", "ragan", "rsgan", "wgan", "wgan-gp"]
+ALL = ["began", "dragan", "hinge", "ls", "mm", "ns", "r3gan", "ragan", "rsgan", "wgan", "wgan-gp"]
 
 
 # --- formulas ---------------------------------------------------------------------------------
@@ -124,10 +124,25 @@ def test_label_smoothing_changes_only_the_real_term(name):
         (plain.d_loss(real, other_fake) - plain.d_loss(real, fake)).item(), rel=1e-12)
 
 
-@pytest.mark.parametrize("name", ["ls", "wgan", "wgan-gp", "hinge", "rsgan", "ragan", "began"])
-def test_label_smoothing_rejected_where_it_has_no_meaning(name):
-    with pytest.raises(ValueError, match="label_smoothing"):
-        losses.get(name, label_smoothing=0.1)
+@pytest.mark.parametrize("name", ["mm", "ns", "dragan"])
+def test_two_sided_label_smoothing_moves_only_the_fake_target(name):
+    """Salimans et al. 2016's two-sided form: the fake target 0 becomes f, the real term stays."""
+    s, f = 0.1, 0.2
+    one, two = losses.get(name, label_smoothing=s), losses.get(name, label_smoothing=s, fake_label_smoothing=f)
+    real, fake = outs(REAL, "N"), outs(FAKE, "N")
+    real_term = ((1 - s) * sp(-1.0) + s * sp(1.0) + (1 - s) * sp(2.0) + s * sp(-2.0)) / 2
+    fake_term = ((1 - f) * sp(0.5) + f * sp(-0.5) + (1 - f) * sp(-1.0) + f * sp(1.0)) / 2
+    assert two.d_loss(real, fake).item() == pytest.approx(real_term + fake_term, rel=1e-12)
+    # softplus(l) - softplus(-l) = l: the fake side changes by -f * mean(D(G(z)))
+    assert (two.d_loss(real, fake) - one.d_loss(real, fake)).item() == pytest.approx(-f * (-0.25), rel=1e-9)
+    assert two.g_loss(fake).item() == one.g_loss(fake).item()
+
+
+@pytest.mark.parametrize("name", ["ls", "wgan", "wgan-gp", "hinge", "rsgan", "ragan", "began", "r3gan"])
+@pytest.mark.parametrize("param", ["label_smoothing", "fake_label_smoothing"])
+def test_label_smoothing_rejected_where_it_has_no_meaning(name, param):
+    with pytest.raises(ValueError, match=param):
+        losses.get(name, **{param: 0.1})
 
 
 # --- gradient penalties with a linear critic D(x) = w.x: ||grad D|| = ||w|| everywhere ----------
@@ -173,8 +188,13 @@ def test_r1_on_linear_critic(image_shaped):
     pen.backward()
     assert weight(D).grad.flatten().tolist() == pytest.approx([gamma * w for w in W], rel=1e-12)
     D.zero_grad()
-    assert Regularizers(r1_gamma=gamma).d_penalty(D, batch(image_shaped, 0)).item() == pytest.approx(pen.item())
-    assert Regularizers().d_penalty(D, batch(image_shaped, 0)) == 0.0
+    real, fake = batch(image_shaped, 0), batch(image_shaped, 1)
+    assert Regularizers(r1_gamma=gamma).d_penalty(D, real, fake).item() == pytest.approx(pen.item())
+    assert Regularizers().d_penalty(D, real, fake) == 0.0
+    # R2 is the same penalty on the generated batch, and adds to R1
+    r2 = r1_penalty(D, fake, 2.0).item()
+    assert Regularizers(r2_gamma=2.0).d_penalty(D, real, fake).item() == pytest.approx(r2, rel=1e-12)
+    assert Regularizers(r1_gamma=gamma, r2_gamma=2.0).d_penalty(D, real, fake).item() == pytest.approx(pen.item() + r2, rel=1e-12)
 
 
 class Recorder(nn.Module):
@@ -301,7 +321,7 @@ def test_relativistic_g_loss_uses_real_out(name):
 
 
 def test_only_relativistic_losses_use_real_in_g():
-    assert {n for n in losses.names() if losses.loss_class(n).g_uses_real} == {"rsgan", "ragan"}
+    assert {n for n in losses.names() if losses.loss_class(n).g_uses_real} == {"rsgan", "ragan", "r3gan"}
     assert {n for n in losses.names() if losses.loss_class(n).d_head == "autoencoder"} == {"began"}
 
 
@@ -345,7 +365,7 @@ def test_one_training_step_of_every_loss(name):
 
 
 # --- registry -------------------------------------------------------------------------------------
-def test_names_are_exactly_the_ten_losses():
+def test_names_are_exactly_the_eleven_losses():
     assert losses.names() == ALL
 
 
@@ -386,9 +406,10 @@ def test_bad_values_name_the_parameter_and_range(name, param, value, accepted):
 def test_defaults_and_overrides():
     assert losses.get("wgan").hp == {"clip": 0.01}
     assert losses.get("wgan-gp").hp == {"gp_lambda": 10.0}
-    assert losses.get("dragan").hp == {"gp_lambda": 10.0, "label_smoothing": 0.0}
+    assert losses.get("dragan").hp == {"gp_lambda": 10.0, "label_smoothing": 0.0, "fake_label_smoothing": 0.0}
     assert losses.get("began").hp == {"lambda_k": 1e-3, "gamma": 0.75}
-    assert losses.get("ns").hp == {"label_smoothing": 0.0}
+    assert losses.get("ns").hp == {"label_smoothing": 0.0, "fake_label_smoothing": 0.0}
+    assert losses.get("r3gan").hp == {"gamma": 0.05, "gamma_final": 0.1}
     assert losses.get("hinge").hp == {}
     a = losses.get("wgan", clip=1)
     assert a.hp == {"clip": 1.0} and type(a.hp["clip"]) is float
@@ -502,3 +523,27 @@ def test_began_k_t_stays_on_the_outputs_device_and_updates_in_place():
 def test_regularizers_validate(field, value):
     with pytest.raises(ValueError, match=field):
         Regularizers(**{field: value})
+
+
+# --- R3GAN: RpGAN + R1 + R2 with a cosine-decayed gamma ---------------------------------------------
+@pytest.mark.parametrize("image_shaped", [False, True])
+def test_r3gan_penalty_is_gamma_over_two_times_r1_plus_r2(image_shaped):
+    """With a linear critic ||grad D||^2 = ||w||^2 = 7.5625 at every point, so R1 = R2 = 7.5625 and the
+    penalty is gamma_t / 2 * 15.125, gamma_t from the schedule at that progress."""
+    loss = losses.get("r3gan", gamma=2.0, gamma_final=0.1)
+    D = linear_critic(image_shaped)
+    real, fake = batch(image_shaped, 0), batch(image_shaped, 1)
+    for p, gamma_t in ((0.0, 2.0), (0.5, (2.0 + 0.2) / 2), (1.0, 0.2), (3.0, 0.2)):
+        assert loss.penalty(D, real, fake, progress=p).item() == pytest.approx(gamma_t / 2 * 15.125, rel=1e-12)
+    # the schedule on a device step counter (a CUDA-graph step) gives the same numbers
+    assert float(loss.gamma_at(torch.tensor(0.25))) == pytest.approx(loss.gamma_at(0.25), rel=1e-6)
+    assert loss.gamma_at(0.25) == pytest.approx(2.0 + (1 - (1 + math.cos(math.pi / 4)) / 2) * (0.2 - 2.0))
+    assert losses.get("r3gan", gamma=0.0).penalty(D, real, fake, progress=0.5) == 0.0
+
+
+def test_r3gan_objectives_are_rsgans():
+    r3, rs = losses.get("r3gan"), losses.get("rsgan")
+    real, fake = outs(REAL, "N"), outs(FAKE, "N")
+    assert r3.d_loss(real, fake).item() == rs.d_loss(real, fake).item()
+    assert r3.g_loss(fake, real).item() == rs.g_loss(fake, real).item()
+    assert losses.loss_class("r3gan").uses_progress and not losses.loss_class("rsgan").uses_progress

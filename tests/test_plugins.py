@@ -56,7 +56,7 @@ def test_registries_list_names_without_importing_components():
     code = ("import sys, losses, models; n = losses.names(), models.names(); "
             "print(len(n[0]), len(n[1]), 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-    assert out.stdout.split() == ["10", "4", "False"]
+    assert out.stdout.split() == ["11", "4", "False"]
 
 
 def test_every_builtin_loss_and_arch_loads_and_passes_its_contract():

@@ -29,7 +29,8 @@ def test_small_study_writes_complete_results(tmp_path):
     df = pd.read_parquet(tmp_path / "s" / "results.parquet")
     assert len(df) == 2 * 4 + 2 * 2 and df["trial_id"].is_unique
     assert set(COLUMNS) <= set(df.columns)
-    assert {"hp_lr", "hp_beta1", "hp_n_disc", "hp_d_norm", "hp_gp_lambda"} <= set(df.columns)
+    assert {"hp_lr", "hp_lr_d", "hp_beta1", "hp_n_disc", "hp_d_norm", "hp_gp_lambda", "hp_r2_gamma"} <= set(df.columns)
+    assert (df["hp_lr_d"] == df["hp_lr"]).all() and (df["hp_r2_gamma"] == 0).all()  # TTUR and R2 off unless searched
     search = df[df["phase"] == "search"]
     assert sorted(search.groupby("loss")["config_id"].apply(sorted).tolist()) == [[0, 1, 2, 3]] * 2
     assert set(df["status"]) <= {"ok", "diverged", "failed"} and (df["status"] == "ok").all()

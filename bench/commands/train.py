@@ -21,9 +21,11 @@ def _key_value(text: str) -> tuple[str, float]:
 # --reg NAME=VALUE: regularizers any loss can switch on, mapped onto TrainConfig fields.
 REGULARIZERS = {
     "r1": "r1_gamma",  # R1 penalty weight gamma (Mescheder 2018)
+    "r2": "r2_gamma",  # R2 penalty weight gamma (Mescheder 2018: R1 on generated samples)
     "noise": "noise_std",  # instance noise std, annealed to 0 (Arjovsky & Bottou 2017)
     "noise_anneal": "noise_anneal_steps",  # step at which the noise reaches 0 (default: last step)
     "label_smoothing": None,  # one-sided label smoothing (Salimans 2016): a loss parameter
+    "fake_label_smoothing": None,  # its two-sided form: the fake target moves to this value (a loss parameter)
 }
 
 
@@ -44,6 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=2000, help="generator steps (default 2000)")
     p.add_argument("--out", required=True, help="run directory (created; resumed if it holds this run)")
     p.add_argument("--lr", type=float, help="Adam learning rate for G and D (default: the loss's)")
+    p.add_argument("--lr-d", type=float, help="D's own Adam learning rate, the two time-scale update rule "
+                   "(TTUR, Heusel et al. 2017; default: --lr)")
     p.add_argument("--beta1", type=float, help="Adam beta1 (default: the loss's)")
     p.add_argument("--beta2", type=float, default=0.999, help="Adam beta2 (default 0.999)")
     p.add_argument("--n-disc", type=int, help="D steps per G step (default: the loss's)")
@@ -54,7 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--loss-param", action="append", type=_key_value, default=[], metavar="NAME=VALUE",
                    help="a loss's own hyperparameter, repeatable (`bench list losses` shows each loss's parameters)")
     p.add_argument("--reg", action="append", type=_key_value, default=[], metavar="NAME=VALUE",
-                   help="regularizer, repeatable: r1=GAMMA, noise=STD, noise_anneal=STEPS, label_smoothing=S")
+                   help="regularizer, repeatable: r1=GAMMA, r2=GAMMA, noise=STD, noise_anneal=STEPS, label_smoothing=S, "
+                        "fake_label_smoothing=F")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--resolution", type=int, help="image size (default: the dataset's native size)")
     p.add_argument("--data-root", help="where real datasets live (default $GAN_BENCH_DATA or ./data)")
@@ -99,7 +104,7 @@ def _train_config(args: argparse.Namespace):
             fields[REGULARIZERS[name]] = int(value) if name == "noise_anneal" else value
     return TrainConfig(
         dataset=args.dataset, loss=args.loss, arch=args.arch or default_arch(args.dataset), steps=args.steps, batch_size=args.batch_size,
-        z_dim=args.z_dim, z_dist=args.z_dist, lr=args.lr, beta1=args.beta1, beta2=args.beta2, n_disc=args.n_disc,
+        z_dim=args.z_dim, z_dist=args.z_dist, lr=args.lr, lr_d=args.lr_d, beta1=args.beta1, beta2=args.beta2, n_disc=args.n_disc,
         d_norm=args.d_norm, loss_params=loss_params, seed=args.seed, resolution=args.resolution,
         data_root=args.data_root, log_every=args.log_every, ckpt_every=args.ckpt_every,
         health_every=args.health_every, device=args.device,
