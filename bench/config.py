@@ -47,9 +47,17 @@ class TrainConfig:
     beta2: float = 0.999  # Lucic leaves Adam's beta2 at its default
     n_disc: int | None = None
     d_norm: str | None = None  # none | batch | layer | spectral
+    # a layer letting D compare a sample with its batch (models.minibatch): none | stddev | discrimination
+    d_minibatch: str = "none"
     loss_params: dict[str, float] = field(default_factory=dict)
     r1_gamma: float = 0.0  # R1 penalty weight (Mescheder 2018); 0 = off
     r2_gamma: float = 0.0  # R2 penalty weight (Mescheder 2018: R1 on generated samples); 0 = off
+    # feature matching (Salimans 2016, losses.feature_matching): weight w of ||E f(x) - E f(G(z))||^2
+    # in G's objective (0 = off), f the input of D's fm_layer-th weight layer from the end; fm_alone:
+    # w L_FM is G's whole objective instead of being added to the loss's
+    feature_matching: float = 0.0
+    fm_layer: int = 1
+    fm_alone: bool = False
     noise_std: float = 0.0  # instance noise std at step 0 (Arjovsky & Bottou 2017); 0 = off
     noise_anneal_steps: int | None = None  # noise reaches 0 here; None = at the last step
     seed: int = 0
@@ -135,10 +143,10 @@ class TrainConfig:
             noise_anneal_steps=0 if self.noise_std == 0 else (self.steps if self.noise_anneal_steps is None
                                                               else self.noise_anneal_steps),
         )
-        c._validate(models.NORMS)
+        c._validate(models)
         return c
 
-    def _validate(self, norms: tuple[str, ...]) -> None:
+    def _validate(self, models) -> None:
         def need(ok: bool, msg: str) -> None:
             if not ok:
                 raise UsageError(msg)
@@ -151,13 +159,25 @@ class TrainConfig:
         need(_finite(self.beta1) and 0 <= self.beta1 < 1, f"beta1 must be in [0, 1), got {self.beta1!r}")
         need(_finite(self.beta2) and 0 <= self.beta2 < 1, f"beta2 must be in [0, 1), got {self.beta2!r}")
         need(self.z_dist in Z_DISTS, f"unknown z_dist '{self.z_dist}'; known: {', '.join(Z_DISTS)}")
-        need(self.d_norm in norms, f"unknown norm '{self.d_norm}'; known: {', '.join(norms)}")
+        need(self.d_norm in models.NORMS, f"unknown norm '{self.d_norm}'; known: {', '.join(models.NORMS)}")
         need(self.device in DEVICES, f"unknown device '{self.device}'; known: {', '.join(DEVICES)}")
         need(self.precision in PRECISIONS, f"unknown precision '{self.precision}'; known: {', '.join(PRECISIONS)}")
         need(isinstance(self.compile, bool), f"compile must be true or false, got {self.compile!r}")
         need(isinstance(self.cuda_graphs, bool), f"cuda_graphs must be true or false, got {self.cuda_graphs!r}")
         need(_finite(self.r1_gamma) and self.r1_gamma >= 0, f"r1 gamma must be >= 0, got {self.r1_gamma!r}")
         need(_finite(self.r2_gamma) and self.r2_gamma >= 0, f"r2 gamma must be >= 0, got {self.r2_gamma!r}")
+        need(self.d_minibatch in models.MINIBATCH,
+             f"unknown d_minibatch '{self.d_minibatch}'; known: {', '.join(models.MINIBATCH)}")
+        need(_finite(self.feature_matching) and self.feature_matching >= 0,
+             f"feature matching weight must be >= 0, got {self.feature_matching!r}")
+        need(isinstance(self.fm_layer, int) and not isinstance(self.fm_layer, bool) and self.fm_layer >= 1,
+             f"fm_layer must be a positive integer (D's weight layers counted from the end), got {self.fm_layer!r}")
+        need(isinstance(self.fm_alone, bool), f"fm_alone must be true or false, got {self.fm_alone!r}")
+        need(not (self.fm_alone and self.feature_matching == 0),
+             "fm_alone makes feature matching G's whole objective: give it a weight (feature_matching > 0)")
+        need(not (self.feature_matching > 0 and self.compile),
+             "feature matching reads D's features through a forward hook, which --compile does not support; "
+             "run without --compile")
         need(_finite(self.noise_std) and self.noise_std >= 0, f"instance noise std must be >= 0, got {self.noise_std!r}")
         need(isinstance(self.noise_anneal_steps, int) and self.noise_anneal_steps >= 0,
              f"noise_anneal_steps must be an integer >= 0, got {self.noise_anneal_steps!r}")

@@ -34,6 +34,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 import losses
+import losses.feature_matching as FM
 import models
 from bench import checkpoint, datasets, health
 from bench.config import TrainConfig
@@ -155,6 +156,7 @@ class Trainee:
     opt_d: torch.optim.Optimizer
     g_fwd: Callable  # what the forward passes go through (torch.compile'd G and D, or G and D)
     d_fwd: Callable
+    fm_layer: torch.nn.Module | None = None  # feature matching's layer of D (losses.feature_matching), or off
 
     @classmethod
     def build(cls, cfg: TrainConfig, device: torch.device) -> Trainee:
@@ -165,14 +167,15 @@ class Trainee:
                             noise_anneal_steps=cfg.noise_anneal_steps)
         torch.manual_seed(cfg.seed)
         try:
-            G, D = models.build(cfg.arch, data.spec, cfg.z_dim, cfg.d_norm, loss.d_head)
+            G, D = models.build(cfg.arch, data.spec, cfg.z_dim, cfg.d_norm, loss.d_head, cfg.d_minibatch)
+            fm_layer = _feature_matching_layer(cfg, loss, D)
         except ValueError as e:
             raise UsageError(str(e)) from None
         G, D = prepare_cuda(G.to(device), D.to(device), device)
         g_fwd, d_fwd = compiled(G, D, cfg.compile)  # state, checkpoints and callbacks always use G and D themselves
         return cls(cfg, device, data, loss, regs, G, D, adam(G.parameters(), cfg, device, cfg.lr),
                    adam(D.parameters(), cfg, device, cfg.lr_d),  # TTUR: D's own rate
-                   g_fwd, d_fwd)
+                   g_fwd, d_fwd, fm_layer)
 
     def state_dict(self, step: int, wall_s: float) -> dict[str, Any]:
         """A checkpoint's payload: enough to continue bit for bit, and to rebuild G alone."""
@@ -248,9 +251,16 @@ class Trainee:
         backpropagated: ``step`` minimises it, ``bench.diagnose`` measures its gradient."""
         cfg, loss, regs, data = self.cfg, self.loss, self.regs, self.data
         with autocast(cfg.precision, cache=not cfg.cuda_graphs):
-            fake_out = self.d_fwd(regs.perturb(self.g_fwd(sample_z(cfg.batch_size, cfg, self.device)), at)).float()
-            real_out = self.d_fwd(regs.perturb(data.sample(cfg.batch_size), at)).float() if loss.g_uses_real else None
-            return loss.g_loss(fake_out, real_out)
+            fake = regs.perturb(self.g_fwd(sample_z(cfg.batch_size, cfg, self.device)), at)
+            if self.fm_layer is None:
+                fake_out = self.d_fwd(fake).float()
+                real_out = self.d_fwd(regs.perturb(data.sample(cfg.batch_size), at)).float() if loss.g_uses_real else None
+                return loss.g_loss(fake_out, real_out)
+            # Feature matching: D's features of a real batch too (D is frozen here; only G moves).
+            fake_out, f_fake = FM.features_and_scores(self.d_fwd, self.fm_layer, fake)
+            real_out, f_real = FM.features_and_scores(self.d_fwd, self.fm_layer, regs.perturb(data.sample(cfg.batch_size), at))
+            g = loss.g_loss(fake_out.float(), real_out.float() if loss.g_uses_real else None)
+            return FM.combine(g, FM.feature_matching_loss(f_real.float(), f_fake.float()), cfg.feature_matching, cfg.fm_alone)
 
 
 # ---- the loop --------------------------------------------------------------------------------
@@ -338,6 +348,15 @@ def train(cfg: TrainConfig, out: str | Path, *, callbacks: Sequence[Callback] = 
     run.finish(result)
     hear.on_end(run, result)
     return result
+
+
+def _feature_matching_layer(cfg: TrainConfig, loss: losses.Loss, D: torch.nn.Module) -> torch.nn.Module | None:
+    """The layer of D whose input feature matching reads, or None when it is off."""
+    if cfg.feature_matching == 0:
+        return None
+    if loss.d_head != "logit":
+        raise ValueError(f"feature matching needs a logit discriminator; {cfg.loss}'s D is an {loss.d_head}")
+    return FM.feature_layer(D, cfg.fm_layer)
 
 
 def _plus(a: torch.Tensor, b: torch.Tensor | float) -> torch.Tensor:

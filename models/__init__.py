@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 NORMS = ("none", "batch", "layer", "spectral")
 HEADS = ("logit", "autoencoder")
+MINIBATCH = ("none", "stddev", "discrimination")  # D options comparing a sample with its batch (models.minibatch)
 CODE_DIM = 64  # BEGAN autoencoder bottleneck, as in compare_gan v1
 
 

@@ -8,6 +8,7 @@ from torch import nn
 from bench.errors import UsageError
 from models import CODE_DIM, HEADS, NORMS, DataSpec, builder, names
 from models.layers import AutoencoderD, LogitD, spectral_norm_all_
+from models.minibatch import KINDS, add_minibatch_layer_
 
 _HEADS: dict[str, Callable[[Any, str], nn.Module]] = {
     "logit": lambda arch, norm: LogitD(arch.discriminator(norm)),
@@ -23,18 +24,28 @@ def _check_choice(what: str, value: str, known: tuple[str, ...] | list[str]) -> 
 
 
 def build(
-    arch: str, spec: DataSpec, z_dim: int, d_norm: str = "none", d_head: str = "logit"
+    arch: str, spec: DataSpec, z_dim: int, d_norm: str = "none", d_head: str = "logit", d_minibatch: str = "none"
 ) -> tuple[nn.Module, nn.Module]:
     """Build (G, D) for `spec`. Raises ValueError for an unknown arch / norm / head, a
-    non-positive z_dim, or data the arch cannot model. Freshly initialized, in train mode."""
+    non-positive z_dim, or data the arch cannot model. Freshly initialized, in train mode.
+    ``d_minibatch``: a layer that lets D compare a sample with its batch (``models.minibatch``)."""
     _check_choice("arch", arch, names())
     _check_choice("d_norm", d_norm, NORMS)
     _check_choice("d_head", d_head, HEADS)
+    _check_choice("d_minibatch", d_minibatch, KINDS)
+    if d_minibatch != "none" and d_head != "logit":
+        raise UsageError(f"d_minibatch {d_minibatch} needs a logit discriminator; this loss's D is an {d_head} "
+                         "(began), which scores each sample by its own reconstruction")
     if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim <= 0:
         raise UsageError(f"z_dim must be a positive integer, got {z_dim!r}")
     built = builder(arch)(spec)
     g = built.generator(z_dim)
     d = _HEADS[d_head](built, d_norm)
+    if d_minibatch != "none":
+        try:
+            add_minibatch_layer_(d.net, d_minibatch)
+        except ValueError as e:
+            raise UsageError(f"arch '{arch}': {e}") from None
     if d_norm == "spectral":
         spectral_norm_all_(d)
     return g, d

@@ -4,6 +4,7 @@ with one line where they do not apply, and old runs (stored before a setting exi
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -78,3 +79,116 @@ def test_a_run_stored_before_the_new_settings_existed_resumes(tmp_path):
     # a real difference is still refused
     r = run_cli("train", "--dataset", "ring8", "--loss", "ns", "--lr-d", "1e-3", "--steps", "40", "--out", str(out))
     assert r.returncode == 2 and "lr_d" in r.stderr
+
+
+# ---- minibatch layers (models.minibatch) and feature matching (losses.feature_matching) ----------
+
+def test_minibatch_stddev_is_each_strided_groups_feature_std_averaged():
+    import torch
+
+    from models.minibatch import MinibatchStddev
+
+    h = torch.randn(8, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    out = MinibatchStddev(5)(h)
+    assert out.shape == (8, 6) and torch.equal(out[:, :5], h)
+    for m in range(2):  # groups of 4, strided: samples m, m + 2, m + 4, m + 6
+        idx = [g * 2 + m for g in range(4)]
+        want = h[idx].std(0, correction=0).mean()
+        assert torch.allclose(out[idx, 5], want.expand(4), rtol=1e-6)
+    assert MinibatchStddev(5)(h[:6]).shape == (6, 6)  # 6 does not split into groups of 4: one group
+
+
+def test_minibatch_discrimination_equals_the_papers_sums():
+    import torch
+
+    from models.minibatch import MinibatchDiscrimination
+
+    torch.manual_seed(0)
+    layer = MinibatchDiscrimination(4, kernels=3, dim=2).double()
+    h = torch.randn(5, 4, dtype=torch.float64)
+    with torch.no_grad():
+        out = layer(h)
+        M = (h @ layer.T).reshape(5, 3, 2)
+    for i in range(5):
+        for b in range(3):
+            o = sum(math.exp(-float((M[i, b] - M[j, b]).abs().sum())) for j in range(5))
+            assert float(out[i, 4 + b]) == pytest.approx(o, rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["stddev", "discrimination"])
+@pytest.mark.parametrize("arch, spec", [("mlp", ("points", (2,))), ("infogan", ("images", (1, 8, 8))),
+                                        ("dcgan", ("images", (1, 8, 8))), ("resnet", ("images", (1, 8, 8)))])
+def test_a_minibatch_layer_starts_as_the_plain_d(kind, arch, spec):
+    """The widened head copies the plain head's weights and gives the new features weight 0."""
+    import torch
+
+    import models
+    from models.minibatch import add_minibatch_layer_
+
+    torch.manual_seed(0)
+    _, D = models.build(arch, models.DataSpec(*spec), 16, "none")
+    x = torch.randn(8, *spec[1])
+    plain = D(x)
+    add_minibatch_layer_(D.net, kind)
+    assert torch.allclose(D(x), plain, atol=1e-6)
+    assert sum(p.numel() for p in D.net[-1].parameters()) > D.net[-1][1].in_features  # the layer is in D
+
+
+def test_feature_matching_objective_against_a_hand_computation():
+    """fm_alone: G's objective is w ||mean f(x) - mean f(G(z))||^2 with f the input of D's last linear
+    layer, the real and fake batches those the step draws (same RNG), computed here by hand."""
+    import torch
+
+    from bench.train import Trainee
+
+    cfg = TrainConfig(dataset="ring8", loss="ns", arch="mlp", feature_matching=2.0, fm_alone=True, d_norm="none").resolved()
+    t = Trainee.build(cfg, torch.device("cpu"))
+    t.D.requires_grad_(False)
+    torch.manual_seed(7)
+    got = t.g_objective(0)
+    torch.manual_seed(7)
+    from bench.train import sample_z
+
+    fake = t.G(sample_z(cfg.batch_size, cfg, torch.device("cpu")))
+    real = t.data.sample(cfg.batch_size)
+    f = t.D.net[:-1]  # everything before the final Linear(F, 1)
+    want = 2.0 * (f(real).mean(0) - f(fake).mean(0)).pow(2).sum()
+    assert float(got.detach()) == pytest.approx(float(want.detach()), rel=1e-5)
+    # added to the loss's own objective, the difference is exactly the weighted feature-matching term
+    t2 = Trainee.build(TrainConfig(**{**cfg.to_dict(), "fm_alone": False}).resolved(), torch.device("cpu"))
+    t2.D.requires_grad_(False)
+    torch.manual_seed(7)
+    plain = t2.loss.g_loss(t2.D(t2.G(sample_z(cfg.batch_size, cfg, torch.device("cpu")))))
+    torch.manual_seed(7)
+    assert float(t2.g_objective(0).detach()) == pytest.approx(float((plain + want).detach()), rel=1e-5)
+
+
+@pytest.mark.parametrize("dataset, arch", [("ring8", "mlp"), ("digits", "infogan"), ("digits", "resnet")])
+@pytest.mark.parametrize("extra", [["--d-minibatch", "stddev"], ["--d-minibatch", "discrimination"],
+                                   ["--reg", "fm=1.0"], ["--reg", "fm=0.5", "--reg", "fm_layer=2", "--reg", "fm_alone=1"]])
+def test_d_options_and_feature_matching_train(tmp_path, dataset, arch, extra):
+    for loss in ("ns", "wgan-gp"):
+        r = _train(tmp_path / loss, "--dataset", dataset, "--arch", arch, "--loss", loss, "--n-disc", "1", *extra)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["status"] == "ok"
+    cfg = json.loads((tmp_path / "ns" / "config.json").read_text())
+    if "--d-minibatch" in extra:
+        assert cfg["d_minibatch"] == extra[1]
+    else:
+        assert cfg["feature_matching"] > 0 and cfg["fm_alone"] == ("fm_alone=1" in extra)
+
+
+@pytest.mark.parametrize("loss, extra, needle", [
+    ("began", ["--d-minibatch", "stddev"], "d_minibatch stddev needs a logit discriminator"),
+    ("began", ["--reg", "fm=1"], "feature matching needs a logit discriminator"),
+    ("ns", ["--reg", "fm=1", "--reg", "fm_layer=9"], "fm_layer must be in 1..3"),
+    ("ns", ["--reg", "fm_alone=1"], "give it a weight"),
+    ("ns", ["--reg", "fm=1", "--compile"], "run without --compile"),
+    ("ns", ["--reg", "fm_layer=1.5"], "fm_layer must be an integer"),
+    ("ns", ["--d-minibatch", "big"], "invalid choice: 'big'"),
+])
+def test_d_options_refused_with_one_line(tmp_path, loss, extra, needle):
+    before = tree_snapshot(tmp_path)
+    r = _train(tmp_path / "r", "--dataset", "ring8", "--loss", loss, *extra)
+    assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert tree_snapshot(tmp_path) == before

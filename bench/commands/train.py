@@ -26,6 +26,9 @@ REGULARIZERS = {
     "noise_anneal": "noise_anneal_steps",  # step at which the noise reaches 0 (default: last step)
     "label_smoothing": None,  # one-sided label smoothing (Salimans 2016): a loss parameter
     "fake_label_smoothing": None,  # its two-sided form: the fake target moves to this value (a loss parameter)
+    "fm": "feature_matching",  # feature matching weight (Salimans 2016), added to G's objective
+    "fm_layer": "fm_layer",  # its layer: D's k-th weight layer from the end (default 1)
+    "fm_alone": "fm_alone",  # 1: feature matching is G's whole objective
 }
 
 
@@ -55,11 +58,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--z-dim", type=int, default=64, help="latent dimension (default 64)")
     p.add_argument("--z-dist", default="uniform", help="latent prior: uniform (U(-1,1), Lucic) or normal")
     p.add_argument("--norm", dest="d_norm", help=f"D normalization: {', '.join(models.NORMS)} (default: the loss's)")
+    p.add_argument("--d-minibatch", default="none", choices=models.MINIBATCH,
+                   help="a D layer comparing each sample with its batch: stddev (Karras et al. 2018) or "
+                        "discrimination (minibatch discrimination, Salimans et al. 2016); default none")
     p.add_argument("--loss-param", action="append", type=_key_value, default=[], metavar="NAME=VALUE",
                    help="a loss's own hyperparameter, repeatable (`bench list losses` shows each loss's parameters)")
     p.add_argument("--reg", action="append", type=_key_value, default=[], metavar="NAME=VALUE",
                    help="regularizer, repeatable: r1=GAMMA, r2=GAMMA, noise=STD, noise_anneal=STEPS, label_smoothing=S, "
-                        "fake_label_smoothing=F")
+                        "fake_label_smoothing=F, fm=WEIGHT (feature matching), fm_layer=K, fm_alone=1")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--resolution", type=int, help="image size (default: the dataset's native size)")
     p.add_argument("--data-root", help="where real datasets live (default $GAN_BENCH_DATA or ./data)")
@@ -87,6 +93,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _reg_value(name: str, value: float) -> float | int | bool:
+    """--reg values arrive as numbers: step counts and layer indices are integers, fm_alone a switch."""
+    if name in ("noise_anneal", "fm_layer"):
+        if value != int(value):
+            raise UsageError(f"--reg {name} must be an integer, got {value:g}")
+        return int(value)
+    if name == "fm_alone":
+        if value not in (0, 1):
+            raise UsageError(f"--reg fm_alone must be 0 or 1, got {value:g}")
+        return bool(value)
+    return value
+
+
 def _train_config(args: argparse.Namespace):
     from bench.config import TrainConfig
 
@@ -101,11 +120,11 @@ def _train_config(args: argparse.Namespace):
         if REGULARIZERS[name] is None:
             loss_params[name] = value
         else:
-            fields[REGULARIZERS[name]] = int(value) if name == "noise_anneal" else value
+            fields[REGULARIZERS[name]] = _reg_value(name, value)
     return TrainConfig(
         dataset=args.dataset, loss=args.loss, arch=args.arch or default_arch(args.dataset), steps=args.steps, batch_size=args.batch_size,
         z_dim=args.z_dim, z_dist=args.z_dist, lr=args.lr, lr_d=args.lr_d, beta1=args.beta1, beta2=args.beta2, n_disc=args.n_disc,
-        d_norm=args.d_norm, loss_params=loss_params, seed=args.seed, resolution=args.resolution,
+        d_norm=args.d_norm, d_minibatch=args.d_minibatch, loss_params=loss_params, seed=args.seed, resolution=args.resolution,
         data_root=args.data_root, log_every=args.log_every, ckpt_every=args.ckpt_every,
         health_every=args.health_every, device=args.device,
         precision=args.precision, compile=args.compile, cuda_graphs=args.cuda_graphs,
