@@ -3,7 +3,9 @@ generator matches the expected features of an intermediate layer f of D on real 
 
     L_FM = || E_x f(x) - E_z f(G(z)) ||_2^2
 
-(the batch means standing for the expectations), instead of maximising D's output: G no longer
+(the batch means standing for the expectations; the paper's code, improved-gan's train_cifar_feature_matching.py,
+averages the squares over the F features instead of summing them, a factor 1/F that the weight w
+absorbs), instead of maximising D's output: G no longer
 chases what the current D finds most real, which Salimans et al. found more stable. Here it is the
 G objective alone (``fm_alone``), or added to the loss's own with a weight (``feature_matching``):
 

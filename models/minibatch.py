@@ -8,11 +8,12 @@ what the plain D would.
 ``discrimination`` (minibatch discrimination, Salimans et al. 2016, Sec. 3.2): with a learned
 tensor T in R^{F x B x C}, M_i = f(x_i) T in R^{B x C} and, for every kernel b,
 
-    c_b(x_i, x_j) = exp(-||M_{i,b} - M_{j,b}||_1),    o(x_i)_b = sum_{j=1..n} c_b(x_i, x_j)
+    c_b(x_i, x_j) = exp(-||M_{i,b} - M_{j,b}||_1),    o(x_i)_b = sum_{j != i} c_b(x_i, x_j)
 
-the B numbers o(x_i) are appended to f(x_i) (the sum runs over the whole batch, j = i included, as in
-the paper; B = 100 kernels of dimension C = 5, the paper's code). D sees real and fake batches
-apart, as there.
+the B numbers o(x_i) are appended to f(x_i). The paper writes the sum over all j; its code
+(improved-gan, nn.py MinibatchLayer) leaves j = i out by adding 1e6 to the diagonal distances, as
+here (the two differ by the constant c_b(x_i, x_i) = 1). B = 100 kernels of dimension C = 5, the
+paper's code. D sees real and fake batches apart, as there.
 
 ``stddev`` (the minibatch standard-deviation layer, Karras et al. 2018, Sec. 3, its cheap variant):
 the batch is split into groups of G = 4 samples (strided, n = g M + m, as in the paper's code); for
@@ -58,7 +59,7 @@ class MinibatchDiscrimination(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         m = (h @ self.T).reshape(h.shape[0], self.kernels, self.dim)  # [n, B, C]
         l1 = (m[:, None] - m[None]).abs().sum(-1)  # [n, n, B]: ||M_i,b - M_j,b||_1
-        return torch.cat([h, torch.exp(-l1).sum(1)], dim=1)  # o(x_i)_b, j over the whole batch
+        return torch.cat([h, torch.exp(-l1).sum(1) - 1.0], dim=1)  # o(x_i)_b: j != i (exp(-0) = 1 left out)
 
 
 LAYERS = {"stddev": MinibatchStddev, "discrimination": MinibatchDiscrimination}
