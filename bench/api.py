@@ -68,18 +68,25 @@ def _value(action: argparse.Action, v: Any) -> Any:
     flag = action.option_strings[0] if action.option_strings else action.dest
     if isinstance(v, (list, tuple)) and type(action) is argparse._StoreAction and action.nargs is None:
         v = ",".join(map(str, v))  # losses=["ns", "hinge"] is --losses ns,hinge
-    if isinstance(v, (list, tuple)):
-        return [str(x) for x in v]
+    if isinstance(v, (list, tuple)):  # a repeatable flag (--reg r1=1 --reg noise=0.1): each item typed
+        items = [str(x) for x in v]
+        return [_typed(action, flag, x) for x in items] if isinstance(action, argparse._AppendAction) else items
     if isinstance(v, os.PathLike):
         v = str(v)
-    if isinstance(v, str) and callable(action.type):
-        try:
-            v = action.type(v)
-        except (argparse.ArgumentTypeError, TypeError, ValueError) as e:
-            raise UsageError(f"{flag}: invalid value {v!r} ({e})") from None
+    v = _typed(action, flag, v)
     if action.choices is not None and v is not None and v not in action.choices:
         raise UsageError(f"{flag}: invalid choice {v!r} (choose from {', '.join(map(str, action.choices))})")
     return v
+
+
+def _typed(action: argparse.Action, flag: str, v: Any) -> Any:
+    """A string through the flag's ``type``, as argparse applies it; anything else as given."""
+    if not (isinstance(v, str) and callable(action.type)):
+        return v
+    try:
+        return action.type(v)
+    except (argparse.ArgumentTypeError, TypeError, ValueError) as e:
+        raise UsageError(f"{flag}: invalid value {v!r} ({e})") from None
 
 
 def run_study(**kw: Any):

@@ -25,6 +25,11 @@ def test_options_are_the_parsers_defaults():
         api.run_study(dataset="ring8", budgt=3)
     with pytest.raises(TypeError, match="needs budget"):
         api.run_study(dataset="ring8")
+    # a repeatable flag takes a list, each item through the flag's type as argparse does
+    args = api._args("train", {"out": "x", "reg": ["r1=0.5", "noise=0.1"], "loss_param": ["clip=0.1"]})
+    assert args.reg == [("r1", 0.5), ("noise", 0.1)] and args.loss_param == [("clip", 0.1)]
+    with pytest.raises(UsageError, match="--reg: invalid value 'r1'"):
+        api._args("train", {"out": "x", "reg": ["r1"]})
 
 
 def test_bad_input_raises_the_clis_message_and_writes_nothing(tmp_path):
