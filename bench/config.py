@@ -58,6 +58,9 @@ class TrainConfig:
     feature_matching: float = 0.0
     fm_layer: int = 1
     fm_alone: bool = False
+    # unrolled GAN (Metz et al. 2017, losses.unrolled): G's objective sees D after this many
+    # differentiable Adam steps; 0 = off
+    unrolled_steps: int = 0
     noise_std: float = 0.0  # instance noise std at step 0 (Arjovsky & Bottou 2017); 0 = off
     noise_anneal_steps: int | None = None  # noise reaches 0 here; None = at the last step
     seed: int = 0
@@ -175,6 +178,13 @@ class TrainConfig:
         need(isinstance(self.fm_alone, bool), f"fm_alone must be true or false, got {self.fm_alone!r}")
         need(not (self.fm_alone and self.feature_matching == 0),
              "fm_alone makes feature matching G's whole objective: give it a weight (feature_matching > 0)")
+        need(isinstance(self.unrolled_steps, int) and not isinstance(self.unrolled_steps, bool) and self.unrolled_steps >= 0,
+             f"unrolled_steps must be an integer >= 0, got {self.unrolled_steps!r}")
+        if self.unrolled_steps:
+            clash = [name for name, on in (("--compile", self.compile), ("--cuda-graphs", self.cuda_graphs),
+                                           ("feature matching", self.feature_matching > 0),
+                                           ("R1", self.r1_gamma > 0), ("R2", self.r2_gamma > 0)) if on]
+            need(not clash, f"unrolled GAN unrolls D's plain loss: it does not combine with {', '.join(clash)}")
         need(not (self.feature_matching > 0 and self.compile),
              "feature matching reads D's features through a forward hook, which --compile does not support; "
              "run without --compile")

@@ -35,6 +35,7 @@ import torch
 
 import losses
 import losses.feature_matching as FM
+from losses.unrolled import unrolled_d
 import models
 from bench import checkpoint, datasets, health
 from bench.config import TrainConfig
@@ -169,6 +170,7 @@ class Trainee:
         try:
             G, D = models.build(cfg.arch, data.spec, cfg.z_dim, cfg.d_norm, loss.d_head, cfg.d_minibatch)
             fm_layer = _feature_matching_layer(cfg, loss, D)
+            _check_unrollable(cfg, loss)
         except ValueError as e:
             raise UsageError(str(e)) from None
         G, D = prepare_cuda(G.to(device), D.to(device), device)
@@ -246,12 +248,31 @@ class Trainee:
         loss.after_d_step(D, real_out.detach(), fake_out.detach())
         return measured if measure else d_loss
 
+    def _unrolled_g_objective(self, fake: torch.Tensor, at: int | torch.Tensor) -> torch.Tensor:
+        """G's loss against D after cfg.unrolled_steps differentiable steps (losses.unrolled); each
+        unrolled step draws its own real batch and z, G's samples not detached."""
+        cfg, loss, regs, data = self.cfg, self.loss, self.regs, self.data
+        n = cfg.batch_size
+        real = regs.perturb(data.sample(n), at) if loss.g_uses_real else None  # drawn where the plain step draws it
+        with torch.no_grad():  # D's buffers (BatchNorm statistics, spectral-norm vectors) advance as in a plain G step
+            self.D(fake), None if real is None else self.D(real)
+
+        def d_loss(D: Callable) -> torch.Tensor:
+            step_real = regs.perturb(data.sample(n), at)
+            step_fake = regs.perturb(self.g_fwd(sample_z(n, cfg, self.device)), at)
+            return loss.d_loss(D(step_real).float(), D(step_fake).float())
+
+        D_k = unrolled_d(self.D, self.opt_d, cfg.unrolled_steps, d_loss)
+        return loss.g_loss(D_k(fake).float(), None if real is None else D_k(real).float())
+
     def g_objective(self, at: int | torch.Tensor) -> torch.Tensor:
         """G's loss on a fresh batch (and a real one when the loss compares with it), not yet
         backpropagated: ``step`` minimises it, ``bench.diagnose`` measures its gradient."""
         cfg, loss, regs, data = self.cfg, self.loss, self.regs, self.data
         with autocast(cfg.precision, cache=not cfg.cuda_graphs):
             fake = regs.perturb(self.g_fwd(sample_z(cfg.batch_size, cfg, self.device)), at)
+            if cfg.unrolled_steps:
+                return self._unrolled_g_objective(fake, at)
             if self.fm_layer is None:
                 fake_out = self.d_fwd(fake).float()
                 real_out = self.d_fwd(regs.perturb(data.sample(cfg.batch_size), at)).float() if loss.g_uses_real else None
@@ -348,6 +369,16 @@ def train(cfg: TrainConfig, out: str | Path, *, callbacks: Sequence[Callback] = 
     run.finish(result)
     hear.on_end(run, result)
     return result
+
+
+def _check_unrollable(cfg: TrainConfig, loss: losses.Loss) -> None:
+    """Unrolling replays D's step as d_loss alone: a loss whose D step does more is refused."""
+    from losses.base import Loss
+
+    if cfg.unrolled_steps and (type(loss).penalty is not Loss.penalty or type(loss).after_d_step is not Loss.after_d_step
+                               or loss.d_head != "logit"):
+        raise ValueError(f"unrolled GAN unrolls D's plain loss; {cfg.loss}'s D step also has a penalty, a post-step "
+                         "update or an autoencoder D: use mm, ns, ls, hinge, rsgan or ragan")
 
 
 def _feature_matching_layer(cfg: TrainConfig, loss: losses.Loss, D: torch.nn.Module) -> torch.nn.Module | None:

@@ -192,3 +192,124 @@ def test_d_options_refused_with_one_line(tmp_path, loss, extra, needle):
     r = _train(tmp_path / "r", "--dataset", "ring8", "--loss", loss, *extra)
     assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert tree_snapshot(tmp_path) == before
+
+
+# ---- unrolled GAN (losses.unrolled) -----------------------------------------------------------------
+
+def _adam_with_state(net, lr=1e-2):
+    import torch
+
+    opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.5, 0.9))
+    for s in range(2):  # two real steps: moments and step count that are not the initial ones
+        opt.zero_grad()
+        net(torch.randn(6, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(s))).pow(2).sum().backward()
+        opt.step()
+    return opt
+
+
+def test_unrolled_adam_step_is_torchs_adam_step():
+    import copy
+
+    import torch
+
+    from losses.unrolled import adam_step
+
+    torch.manual_seed(0)
+    net = torch.nn.Linear(2, 1).double()
+    opt = _adam_with_state(net)
+    x = torch.randn(6, 2, dtype=torch.float64)
+    real = dict(net.named_parameters())
+    grads = dict(zip(real, torch.autograd.grad(net(x).pow(3).mean(), list(real.values()))))
+    new, moments = adam_step({n: p.detach() for n, p in real.items()}, grads, opt, real, None)
+    twin, twin_opt = copy.deepcopy(net), None
+    twin_opt = torch.optim.Adam(twin.parameters(), lr=1e-2, betas=(0.5, 0.9))
+    twin_opt.load_state_dict(opt.state_dict())
+    twin_opt.zero_grad()
+    twin(x).pow(3).mean().backward()
+    twin_opt.step()
+    for n, p in twin.named_parameters():
+        assert torch.allclose(new[n], p.detach(), rtol=1e-12, atol=1e-15), n
+        assert moments[n][2] == 3.0  # the step count continues D's own
+
+
+def test_unrolled_gradient_matches_finite_differences_through_the_unrolled_steps():
+    """G's gradient of L_G(theta_G, theta_D^K) against central differences of the whole unrolled
+    computation (float64, fixed batches): the gradient really flows through the K Adam steps, and
+    differs from the gradient against the current D (K = 0)."""
+    import torch
+
+    import losses
+    from losses.unrolled import unrolled_d
+
+    torch.manual_seed(0)
+    G, D = torch.nn.Linear(3, 2).double(), torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1)).double()
+    opt = _adam_with_state(D)
+    loss = losses.get("ns")
+    z = [torch.randn(8, 3, dtype=torch.float64) for _ in range(4)]
+    real = [torch.randn(8, 2, dtype=torch.float64) for _ in range(3)]
+
+    def objective(k):
+        it = iter(range(3))
+
+        def d_loss(fn):
+            i = next(it)
+            return loss.d_loss(fn(real[i]).squeeze(1), fn(G(z[i])).squeeze(1))
+
+        D_k = unrolled_d(D, opt, k, d_loss)
+        return loss.g_loss(D_k(G(z[3])).squeeze(1))
+
+    for k in (0, 3):
+        w = G.weight
+        (grad,) = torch.autograd.grad(objective(k), [w])
+        fd = torch.zeros_like(w)
+        for idx in [(0, 0), (1, 2)]:
+            with torch.no_grad():
+                w[idx] += 1e-6
+            up = float(objective(k).detach())
+            with torch.no_grad():
+                w[idx] -= 2e-6
+            down = float(objective(k).detach())
+            with torch.no_grad():
+                w[idx] += 1e-6
+            fd[idx] = (up - down) / 2e-6
+            assert float(grad[idx]) == pytest.approx(float(fd[idx]), rel=1e-5, abs=1e-9)
+        if k == 0:
+            g0 = grad.clone()
+    assert not torch.allclose(grad, g0)  # the unrolled gradient is another gradient
+    # the real D is untouched by unrolling
+    before = [p.clone() for p in D.parameters()]
+    objective(3)
+    assert all(torch.equal(a, b) for a, b in zip(before, D.parameters()))
+
+
+@pytest.mark.parametrize("dataset, arch, loss", [("ring8", "mlp", "ns"), ("ring8", "mlp", "hinge"),
+                                                 ("digits", "infogan", "ns"), ("digits", "dcgan", "rsgan")])
+def test_unrolled_trains_and_leaves_ds_own_update_unchanged(tmp_path, dataset, arch, loss):
+    """At step 1 D's update comes first: D's whole state (parameters, BatchNorm statistics,
+    spectral-norm vectors) equals the plain run's; G's differs (it saw D unrolled)."""
+    import torch
+
+    args = ["--dataset", dataset, "--arch", arch, "--loss", loss, "--n-disc", "1"]
+    for name, extra in (("plain", []), ("unrolled", ["--unrolled", "2"])):
+        r = run_cli("train", "--steps", "1", "--log-every", "1", "--ckpt-every", "1", "--out", str(tmp_path / name), *args, *extra)
+        assert r.returncode == 0, r.stderr
+    a, b = (checkpoint.load(checkpoint.list_checkpoints(tmp_path / n)[-1]) for n in ("plain", "unrolled"))
+    assert all(torch.equal(a["D"][k], b["D"][k]) for k in a["D"])
+    assert not all(torch.equal(a["G"][k], b["G"][k]) for k in a["G"])
+    assert json.loads((tmp_path / "unrolled" / "config.json").read_text())["unrolled_steps"] == 2
+    r = _train(tmp_path / "longer", *args, "--unrolled", "3")
+    assert r.returncode == 0 and json.loads(r.stdout)["status"] == "ok", r.stderr
+
+
+@pytest.mark.parametrize("loss, extra, needle", [
+    ("wgan", ["--unrolled", "2"], "wgan's D step also has"),
+    ("began", ["--unrolled", "2"], "began's D step also has"),
+    ("ns", ["--unrolled", "2", "--reg", "r1=1"], "does not combine with R1"),
+    ("ns", ["--unrolled", "2", "--compile"], "does not combine with --compile"),
+    ("ns", ["--unrolled", "-1"], "unrolled_steps must be an integer >= 0"),
+])
+def test_unrolled_refused_with_one_line(tmp_path, loss, extra, needle):
+    before = tree_snapshot(tmp_path)
+    r = _train(tmp_path / "r", "--dataset", "ring8", "--loss", loss, *extra)
+    assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert tree_snapshot(tmp_path) == before

@@ -58,6 +58,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--z-dim", type=int, default=64, help="latent dimension (default 64)")
     p.add_argument("--z-dist", default="uniform", help="latent prior: uniform (U(-1,1), Lucic) or normal")
     p.add_argument("--norm", dest="d_norm", help=f"D normalization: {', '.join(models.NORMS)} (default: the loss's)")
+    p.add_argument("--unrolled", dest="unrolled_steps", type=int, default=0, metavar="K",
+                   help="unrolled GAN (Metz et al. 2017): G's objective sees D after K differentiable Adam steps "
+                        "(default 0: off)")
     p.add_argument("--d-minibatch", default="none", choices=models.MINIBATCH,
                    help="a D layer comparing each sample with its batch: stddev (Karras et al. 2018) or "
                         "discrimination (minibatch discrimination, Salimans et al. 2016); default none")
@@ -124,7 +127,7 @@ def _train_config(args: argparse.Namespace):
     return TrainConfig(
         dataset=args.dataset, loss=args.loss, arch=args.arch or default_arch(args.dataset), steps=args.steps, batch_size=args.batch_size,
         z_dim=args.z_dim, z_dist=args.z_dist, lr=args.lr, lr_d=args.lr_d, beta1=args.beta1, beta2=args.beta2, n_disc=args.n_disc,
-        d_norm=args.d_norm, d_minibatch=args.d_minibatch, loss_params=loss_params, seed=args.seed, resolution=args.resolution,
+        d_norm=args.d_norm, d_minibatch=args.d_minibatch, unrolled_steps=args.unrolled_steps, loss_params=loss_params, seed=args.seed, resolution=args.resolution,
         data_root=args.data_root, log_every=args.log_every, ckpt_every=args.ckpt_every,
         health_every=args.health_every, device=args.device,
         precision=args.precision, compile=args.compile, cuda_graphs=args.cuda_graphs,

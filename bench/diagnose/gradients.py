@@ -119,7 +119,7 @@ def _one_loss(ck: dict[str, Any], trained, name: str, s: Settings, steps: list[i
 
     cfg = dataclasses.replace(
         trained, loss=name, loss_params={}, lr=s.lr, lr_d=None, beta1=s.beta1, beta2=s.beta2, n_disc=1, d_norm=s.d_norm,
-        batch_size=s.batch_size or trained.batch_size, seed=s.seed, r1_gamma=0.0, r2_gamma=0.0, feature_matching=0.0, fm_alone=False, noise_std=0.0,
+        batch_size=s.batch_size or trained.batch_size, seed=s.seed, r1_gamma=0.0, r2_gamma=0.0, feature_matching=0.0, fm_alone=False, unrolled_steps=0, noise_std=0.0,
         noise_anneal_steps=None, device=str(device), precision="fp32", compile=False, cuda_graphs=False, metrics=[],
     ).resolved()
     t = Trainee.build(cfg, device)  # seeds torch with s.seed, then builds G and a fresh D
