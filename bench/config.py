@@ -49,6 +49,8 @@ class TrainConfig:
     d_norm: str | None = None  # none | batch | layer | spectral
     # a layer letting D compare a sample with its batch (models.minibatch): none | stddev | discrimination
     d_minibatch: str = "none"
+    # G's normalization: its batch norm, or reference / virtual batch norm (Salimans 2016, models.reference_norm)
+    g_norm: str = "batch"
     loss_params: dict[str, float] = field(default_factory=dict)
     r1_gamma: float = 0.0  # R1 penalty weight (Mescheder 2018); 0 = off
     r2_gamma: float = 0.0  # R2 penalty weight (Mescheder 2018: R1 on generated samples); 0 = off
@@ -171,6 +173,10 @@ class TrainConfig:
         need(_finite(self.r2_gamma) and self.r2_gamma >= 0, f"r2 gamma must be >= 0, got {self.r2_gamma!r}")
         need(self.d_minibatch in models.MINIBATCH,
              f"unknown d_minibatch '{self.d_minibatch}'; known: {', '.join(models.MINIBATCH)}")
+        need(self.g_norm in models.G_NORMS, f"unknown g_norm '{self.g_norm}'; known: {', '.join(models.G_NORMS)}")
+        need(not (self.g_norm != "batch" and self.compile),
+             f"g_norm {self.g_norm} switches its layers between the reference and the real batch, which --compile "
+             "does not follow; run without --compile")
         need(_finite(self.feature_matching) and self.feature_matching >= 0,
              f"feature matching weight must be >= 0, got {self.feature_matching!r}")
         need(isinstance(self.fm_layer, int) and not isinstance(self.fm_layer, bool) and self.fm_layer >= 1,

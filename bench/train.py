@@ -168,12 +168,15 @@ class Trainee:
                             noise_anneal_steps=cfg.noise_anneal_steps)
         torch.manual_seed(cfg.seed)
         try:
-            G, D = models.build(cfg.arch, data.spec, cfg.z_dim, cfg.d_norm, loss.d_head, cfg.d_minibatch)
+            G, D = models.build(cfg.arch, data.spec, cfg.z_dim, cfg.d_norm, loss.d_head, cfg.d_minibatch, cfg.g_norm)
             fm_layer = _feature_matching_layer(cfg, loss, D)
             _check_unrollable(cfg, loss)
         except ValueError as e:
             raise UsageError(str(e)) from None
         G, D = prepare_cuda(G.to(device), D.to(device), device)
+        if cfg.g_norm != "batch":  # the reference batch, drawn once (stored in G's state: checkpoints keep it)
+            with torch.no_grad():
+                G.z_ref.copy_(sample_z(G.z_ref.shape[0], cfg, device))
         g_fwd, d_fwd = compiled(G, D, cfg.compile)  # state, checkpoints and callbacks always use G and D themselves
         return cls(cfg, device, data, loss, regs, G, D, adam(G.parameters(), cfg, device, cfg.lr),
                    adam(D.parameters(), cfg, device, cfg.lr_d),  # TTUR: D's own rate

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 NORMS = ("none", "batch", "layer", "spectral")
 HEADS = ("logit", "autoencoder")
 MINIBATCH = ("none", "stddev", "discrimination")  # D options comparing a sample with its batch (models.minibatch)
+G_NORMS = ("batch", "reference", "virtual")  # G's batch norm, or its reference-batch forms (models.reference_norm)
 CODE_DIM = 64  # BEGAN autoencoder bottleneck, as in compare_gan v1
 
 

@@ -8,7 +8,9 @@ from torch import nn
 from bench.errors import UsageError
 from models import CODE_DIM, HEADS, NORMS, DataSpec, builder, names
 from models.layers import AutoencoderD, LogitD, spectral_norm_all_
+from models import G_NORMS
 from models.minibatch import KINDS, add_minibatch_layer_
+from models.reference_norm import ReferenceNormG
 
 _HEADS: dict[str, Callable[[Any, str], nn.Module]] = {
     "logit": lambda arch, norm: LogitD(arch.discriminator(norm)),
@@ -24,15 +26,19 @@ def _check_choice(what: str, value: str, known: tuple[str, ...] | list[str]) -> 
 
 
 def build(
-    arch: str, spec: DataSpec, z_dim: int, d_norm: str = "none", d_head: str = "logit", d_minibatch: str = "none"
+    arch: str, spec: DataSpec, z_dim: int, d_norm: str = "none", d_head: str = "logit", d_minibatch: str = "none",
+    g_norm: str = "batch",
 ) -> tuple[nn.Module, nn.Module]:
     """Build (G, D) for `spec`. Raises ValueError for an unknown arch / norm / head, a
     non-positive z_dim, or data the arch cannot model. Freshly initialized, in train mode.
-    ``d_minibatch``: a layer that lets D compare a sample with its batch (``models.minibatch``)."""
+    ``d_minibatch``: a layer that lets D compare a sample with its batch (``models.minibatch``);
+    ``g_norm``: G's batch norms as they are, or reference/virtual BN (``models.reference_norm``; the
+    caller fills G's ``z_ref``)."""
     _check_choice("arch", arch, names())
     _check_choice("d_norm", d_norm, NORMS)
     _check_choice("d_head", d_head, HEADS)
     _check_choice("d_minibatch", d_minibatch, KINDS)
+    _check_choice("g_norm", g_norm, G_NORMS)
     if d_minibatch != "none" and d_head != "logit":
         raise UsageError(f"d_minibatch {d_minibatch} needs a logit discriminator; this loss's D is an {d_head} "
                          "(began), which scores each sample by its own reconstruction")
@@ -40,6 +46,11 @@ def build(
         raise UsageError(f"z_dim must be a positive integer, got {z_dim!r}")
     built = builder(arch)(spec)
     g = built.generator(z_dim)
+    if g_norm != "batch":
+        try:
+            g = ReferenceNormG(g, z_dim, virtual=g_norm == "virtual")
+        except ValueError as e:
+            raise UsageError(f"g_norm {g_norm}: arch '{arch}': {e}") from None
     d = _HEADS[d_head](built, d_norm)
     if d_minibatch != "none":
         try:

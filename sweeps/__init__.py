@@ -26,7 +26,7 @@ HERE = Path(__file__).parent
 # Hyperparameters a space may search at the top level (TrainConfig fields), with their kind.
 SEARCHABLE = {"lr": float, "lr_d": float, "beta1": float, "beta2": float, "n_disc": int, "d_norm": str,
               "batch_size": int, "z_dim": int, "r1_gamma": float, "r2_gamma": float, "noise_std": float,
-              "d_minibatch": str, "feature_matching": float, "unrolled_steps": int}
+              "d_minibatch": str, "feature_matching": float, "unrolled_steps": int, "g_norm": str}
 DISTS = {"loguniform": ("low", "high"), "uniform": ("low", "high"), "choice": ("values",), "fixed": ("value",)}
 
 

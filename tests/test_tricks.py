@@ -313,3 +313,67 @@ def test_unrolled_refused_with_one_line(tmp_path, loss, extra, needle):
     r = _train(tmp_path / "r", "--dataset", "ring8", "--loss", loss, *extra)
     assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert tree_snapshot(tmp_path) == before
+
+
+# ---- reference and virtual batch norm for G (models.reference_norm) ---------------------------------
+
+@pytest.mark.parametrize("conv", [False, True])
+def test_virtual_and_reference_bn_against_batchnorm_on_the_combined_batch(conv):
+    """Virtual BN of sample x = training-mode batch norm of (reference batch + x), read at x;
+    reference BN = the reference batch's statistics alone."""
+    import torch
+    from torch import nn
+
+    from models.reference_norm import REF_BATCH, ReferenceNorm
+
+    torch.manual_seed(0)
+    bn = (nn.BatchNorm2d(3) if conv else nn.BatchNorm1d(3)).double()
+    nn.init.normal_(bn.weight), nn.init.normal_(bn.bias)
+    shape = (3, 4, 4) if conv else (3,)
+    ref, x = torch.randn(REF_BATCH, *shape, dtype=torch.float64), torch.randn(5, *shape, dtype=torch.float64)
+    for virtual in (True, False):
+        rn = ReferenceNorm(bn, virtual)
+        rn.capturing = True
+        rn(ref)
+        rn.capturing = False
+        out = rn(x)
+        for i in range(5):
+            plain = nn.BatchNorm2d(3) if conv else nn.BatchNorm1d(3)
+            plain = plain.double().train()
+            plain.weight, plain.bias = bn.weight, bn.bias
+            if virtual:
+                want = plain(torch.cat([ref, x[i:i + 1]]))[-1]
+            else:
+                normed = (x[i] - _bn_stat(ref, "mean")) / (_bn_stat(ref, "var") + bn.eps).sqrt()
+                want = normed * _chan(bn.weight, x[i]) + _chan(bn.bias, x[i])
+            assert torch.allclose(out[i], want, atol=1e-10)
+
+
+def _bn_stat(t, what):
+    """A batch's per-channel mean or (biased) variance, shaped like one sample."""
+    dims = [0, *range(2, t.dim())]
+    v = t.mean(dims) if what == "mean" else t.var(dims, unbiased=False)
+    return v.reshape(-1, *[1] * (t.dim() - 2))
+
+
+def _chan(p, like):
+    return p.reshape(-1, *[1] * (like.dim() - 1))
+
+
+@pytest.mark.parametrize("g_norm", ["reference", "virtual"])
+def test_reference_batch_is_stored_so_resume_and_scoring_are_exact(tmp_path, g_norm):
+    import torch
+
+    args = ["--dataset", "digits", "--arch", "infogan", "--loss", "ns", "--g-norm", g_norm, "--log-every", "5"]
+    assert run_cli("train", *args, "--steps", "20", "--ckpt-every", "10", "--out", str(tmp_path / "once")).returncode == 0
+    assert run_cli("train", *args, "--steps", "10", "--ckpt-every", "10", "--out", str(tmp_path / "twice")).returncode == 0
+    assert run_cli("train", *args, "--steps", "20", "--ckpt-every", "10", "--out", str(tmp_path / "twice")).returncode == 0
+    a, b = (checkpoint.load(checkpoint.list_checkpoints(tmp_path / n)[-1]) for n in ("once", "twice"))
+    assert all(torch.equal(a["G"][k], b["G"][k]) for k in a["G"]) and "z_ref" in a["G"]
+    G, cfg = checkpoint.load_generator(tmp_path / "once")  # built with the run's g_norm, its z_ref loaded
+    assert cfg.g_norm == g_norm and torch.equal(G.z_ref, a["G"]["z_ref"])
+    z = torch.rand(4, cfg.z_dim) * 2 - 1
+    with torch.no_grad():  # eval and train mode compute the same (no running statistics)
+        assert torch.allclose(G.eval()(z), G.train()(z))
+    r = _train(tmp_path / "mlp", "--dataset", "ring8", "--g-norm", g_norm)
+    assert r.returncode == 2 and "has no batch norm to replace" in r.stderr
