@@ -48,20 +48,6 @@ def test_tricks_train_and_are_recorded(tmp_path, dataset, arch, loss, extra):
         assert stored == float(v), (k, cfg)
 
 
-@pytest.mark.parametrize("loss, extra, needle", [
-    ("wgan", ["--reg", "fake_label_smoothing=0.1"], "loss 'wgan' has no parameter 'fake_label_smoothing'"),
-    ("ns", ["--reg", "fake_label_smoothing=0.5"], "fake_label_smoothing must be in [0, 0.5)"),
-    ("ns", ["--lr-d", "0"], "lr_d (D's learning rate) must be a positive number"),
-    ("ns", ["--reg", "r2=-1"], "r2 gamma must be >= 0"),
-    ("r3gan", ["--loss-param", "gamma_final=2"], "gamma_final must be in [0, 1]"),
-])
-def test_tricks_refused_with_one_line_where_they_do_not_apply(tmp_path, loss, extra, needle):
-    before = tree_snapshot(tmp_path)
-    r = _train(tmp_path / "r", "--dataset", "ring8", "--loss", loss, *extra)
-    assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert tree_snapshot(tmp_path) == before
-
-
 def test_a_run_stored_before_the_new_settings_existed_resumes(tmp_path):
     """config.json files written before lr_d, r2_gamma and fake_label_smoothing existed lack them:
     such a run is the same run (one learning rate, no R2, no fake smoothing) and resumes."""
@@ -178,22 +164,6 @@ def test_d_options_and_feature_matching_train(tmp_path, dataset, arch, extra):
         assert cfg["feature_matching"] > 0 and cfg["fm_alone"] == ("fm_alone=1" in extra)
 
 
-@pytest.mark.parametrize("loss, extra, needle", [
-    ("began", ["--d-minibatch", "stddev"], "d_minibatch stddev needs a logit discriminator"),
-    ("began", ["--reg", "fm=1"], "feature matching needs a logit discriminator"),
-    ("ns", ["--reg", "fm=1", "--reg", "fm_layer=9"], "fm_layer must be in 1..3"),
-    ("ns", ["--reg", "fm_alone=1"], "give it a weight"),
-    ("ns", ["--reg", "fm=1", "--compile"], "run without --compile"),
-    ("ns", ["--reg", "fm_layer=1.5"], "fm_layer must be an integer"),
-    ("ns", ["--d-minibatch", "big"], "invalid choice: 'big'"),
-])
-def test_d_options_refused_with_one_line(tmp_path, loss, extra, needle):
-    before = tree_snapshot(tmp_path)
-    r = _train(tmp_path / "r", "--dataset", "ring8", "--loss", loss, *extra)
-    assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert tree_snapshot(tmp_path) == before
-
-
 # ---- unrolled GAN (losses.unrolled) -----------------------------------------------------------------
 
 def _adam_with_state(net, lr=1e-2):
@@ -301,20 +271,6 @@ def test_unrolled_trains_and_leaves_ds_own_update_unchanged(tmp_path, dataset, a
     assert r.returncode == 0 and json.loads(r.stdout)["status"] == "ok", r.stderr
 
 
-@pytest.mark.parametrize("loss, extra, needle", [
-    ("wgan", ["--unrolled", "2"], "wgan's D step also has"),
-    ("began", ["--unrolled", "2"], "began's D step also has"),
-    ("ns", ["--unrolled", "2", "--reg", "r1=1"], "does not combine with R1"),
-    ("ns", ["--unrolled", "2", "--compile"], "does not combine with --compile"),
-    ("ns", ["--unrolled", "-1"], "unrolled_steps must be an integer >= 0"),
-])
-def test_unrolled_refused_with_one_line(tmp_path, loss, extra, needle):
-    before = tree_snapshot(tmp_path)
-    r = _train(tmp_path / "r", "--dataset", "ring8", "--loss", loss, *extra)
-    assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert tree_snapshot(tmp_path) == before
-
-
 # ---- reference and virtual batch norm for G (models.reference_norm) ---------------------------------
 
 @pytest.mark.parametrize("conv", [False, True])
@@ -377,3 +333,34 @@ def test_reference_batch_is_stored_so_resume_and_scoring_are_exact(tmp_path, g_n
         assert torch.allclose(G.eval()(z), G.train()(z))
     r = _train(tmp_path / "mlp", "--dataset", "ring8", "--g-norm", g_norm)
     assert r.returncode == 2 and "has no batch norm to replace" in r.stderr
+
+
+# Every trick refused where it does not apply: one line on stderr, exit 2, nothing written.
+REFUSED = [
+    ("wgan", ["--reg", "fake_label_smoothing=0.1"], "loss 'wgan' has no parameter 'fake_label_smoothing'"),
+    ("ns", ["--reg", "fake_label_smoothing=0.5"], "fake_label_smoothing must be in [0, 0.5)"),
+    ("ns", ["--lr-d", "0"], "lr_d (D's learning rate) must be a positive number"),
+    ("ns", ["--reg", "r2=-1"], "r2 gamma must be >= 0"),
+    ("r3gan", ["--loss-param", "gamma_final=2"], "gamma_final must be in [0, 1]"),
+    ("began", ["--d-minibatch", "stddev"], "d_minibatch stddev needs a logit discriminator"),
+    ("began", ["--reg", "fm=1"], "feature matching needs a logit discriminator"),
+    ("ns", ["--reg", "fm=1", "--reg", "fm_layer=9"], "fm_layer must be in 1..3"),
+    ("ns", ["--reg", "fm_alone=1"], "give it a weight"),
+    ("ns", ["--reg", "fm=1", "--compile"], "run without --compile"),
+    ("ns", ["--reg", "fm_layer=1.5"], "fm_layer must be an integer"),
+    ("ns", ["--d-minibatch", "big"], "invalid choice: 'big'"),
+    ("wgan", ["--unrolled", "2"], "wgan's D step also has"),
+    ("began", ["--unrolled", "2"], "began's D step also has"),
+    ("ns", ["--unrolled", "2", "--reg", "r1=1"], "does not combine with R1"),
+    ("ns", ["--unrolled", "2", "--compile"], "does not combine with --compile"),
+    ("ns", ["--unrolled", "-1"], "unrolled_steps must be an integer >= 0"),
+    ("ns", ["--g-norm", "reference"], "arch 'mlp': this generator has no batch norm to replace"),
+]
+
+
+@pytest.mark.parametrize("loss, extra, needle", REFUSED)
+def test_tricks_refused_with_one_line_where_they_do_not_apply(tmp_path, loss, extra, needle):
+    before = tree_snapshot(tmp_path)
+    r = _train(tmp_path / "r", "--dataset", "ring8", "--loss", loss, *extra)
+    assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert tree_snapshot(tmp_path) == before
