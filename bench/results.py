@@ -72,9 +72,9 @@ class Ledger:
     def trial_ids(self) -> set[str]:
         return {r["trial_id"] for r in self.rows}
 
-    def next_config_id(self, dataset: str, loss: str, arch: str) -> int:
-        ids = [r["config_id"] for r in self.rows
-               if (r["dataset"], r["loss"], r["arch"], r["phase"]) == (dataset, loss, arch, "search")]
+    def next_config_id(self, cell: Any) -> int:
+        """The next search config id of ``cell`` (a ``bench.study.Cell``)."""
+        ids = [r["config_id"] for r in self.rows if cell.holds(r) and r["phase"] == "search"]
         return max(ids, default=-1) + 1
 
     def add(self, row: dict[str, Any]) -> None:

@@ -182,8 +182,7 @@ def seed_trials(study: Study, info: dict[str, DataInfo], results: pd.DataFrame) 
         return []
     out = []
     for cell in cells(study):
-        rows = results[(results["dataset"] == cell.dataset) & (results["loss"] == cell.loss)
-                       & (results["arch"] == cell.arch) & (results["phase"] == "search")]
+        rows = results[cell.mask(results) & (results["phase"] == "search")]
         if len(rows) < study.budget:
             continue
         best = best_config(rows)
@@ -277,8 +276,7 @@ def tpe_search(study: Study, info: dict[str, DataInfo], ledger: Ledger) -> Itera
     yield Trials([s for s in search_trials(study, info) if s.config_id == 0 and s.trial_id not in done], study.early_stop)
     for cell in cells(study):
         df = ledger.frame()
-        rows = df[(df["dataset"] == cell.dataset) & (df["loss"] == cell.loss) & (df["arch"] == cell.arch)
-                  & (df["phase"] == "search")]
+        rows = df[cell.mask(df) & (df["phase"] == "search")]
         left = study.budget - len(rows)
         if left <= 0:
             continue
@@ -304,7 +302,7 @@ def cell_status(study: Study, df: pd.DataFrame) -> pd.DataFrame:
     """``status_table`` of a loaded study and its results (pure)."""
     rows = []
     for cell in cells(study):
-        sub = df[(df["dataset"] == cell.dataset) & (df["loss"] == cell.loss) & (df["arch"] == cell.arch)]
+        sub = df[cell.mask(df)]
         for phase, expected in (("search", study.budget), ("seeds", study.seeds)):
             p = sub[sub["phase"] == phase]
             scored = [(objective(r), *primary_of(r)) for _, r in p.iterrows()]

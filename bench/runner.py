@@ -357,7 +357,7 @@ def run_trials(driver: Driver, trials: Trials) -> None:
             storage_failure.append(OSError(code, why[0] if why else os.strerror(code), where))
             raise storage_failure[-1]
         if spec.config_id == PROPOSED:
-            spec.config_id = ledger.next_config_id(spec.dataset, spec.loss, spec.arch)
+            spec.config_id = ledger.next_config_id(spec.cell)
         status = status or ("ok" if res.get("status", "ok") == "running" else res["status"])
         row = make_row(driver.study_name, spec, res, status, error)
         try:

@@ -88,6 +88,15 @@ class Cell:
     def key(self) -> str:
         return f"{self.dataset}/{self.loss}/{self.arch}"
 
+    def holds(self, row: dict[str, Any]) -> bool:
+        """Whether a results row (a dict) belongs to this cell."""
+        return (row["dataset"], row["loss"], row["arch"]) == (self.dataset, self.loss, self.arch)
+
+    def mask(self, df: Any) -> Any:
+        """The rows of a results DataFrame that belong to this cell (a boolean Series): the one place
+        that knows which columns make a cell."""
+        return (df["dataset"] == self.dataset) & (df["loss"] == self.loss) & (df["arch"] == self.arch)
+
 
 @dataclass
 class TrialSpec:
