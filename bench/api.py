@@ -165,7 +165,8 @@ def tensorboard(source: str | Path, out: str | Path | None = None) -> dict[str, 
     (default SOURCE/tensorboard); returns ``{"out", "runs", "cells", "scalars"}``."""
     from bench.tensorboard_export import export
 
-    return export(source, out)
+    args = _args("tensorboard", {"source": str(source), "out": None if out is None else str(out)})
+    return export(args.source, args.out)
 
 
 def load_plugin(spec: str | Path):

@@ -258,7 +258,9 @@ class Trainee:
         n = cfg.batch_size
         real = regs.perturb(data.sample(n), at) if loss.g_uses_real else None  # drawn where the plain step draws it
         with torch.no_grad():  # D's buffers (BatchNorm statistics, spectral-norm vectors) advance as in a plain G step
-            self.D(fake), None if real is None else self.D(real)
+            self.D(fake)
+            if real is not None:
+                self.D(real)
 
         def d_loss(D: Callable) -> torch.Tensor:
             step_real = regs.perturb(data.sample(n), at)
@@ -374,14 +376,19 @@ def train(cfg: TrainConfig, out: str | Path, *, callbacks: Sequence[Callback] = 
     return result
 
 
-def _check_unrollable(cfg: TrainConfig, loss: losses.Loss) -> None:
-    """Unrolling replays D's step as d_loss alone: a loss whose D step does more is refused."""
+def _unrollable(cls: type[losses.Loss]) -> bool:
+    """Whether D's step of this loss is its d_loss alone (no penalty, post-step update or autoencoder)."""
     from losses.base import Loss
 
-    if cfg.unrolled_steps and (type(loss).penalty is not Loss.penalty or type(loss).after_d_step is not Loss.after_d_step
-                               or loss.d_head != "logit"):
+    return cls.penalty is Loss.penalty and cls.after_d_step is Loss.after_d_step and cls.d_head == "logit"
+
+
+def _check_unrollable(cfg: TrainConfig, loss: losses.Loss) -> None:
+    """Unrolling replays D's step as d_loss alone: a loss whose D step does more is refused."""
+    if cfg.unrolled_steps and not _unrollable(type(loss)):
+        fit = [n for n in losses.names() if _unrollable(losses.loss_class(n))]
         raise ValueError(f"unrolled GAN unrolls D's plain loss; {cfg.loss}'s D step also has a penalty, a post-step "
-                         "update or an autoencoder D: use mm, ns, ls, hinge, rsgan or ragan")
+                         f"update or an autoencoder D: use one of {', '.join(fit)}")
 
 
 def _feature_matching_layer(cfg: TrainConfig, loss: losses.Loss, D: torch.nn.Module) -> torch.nn.Module | None:

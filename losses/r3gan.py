@@ -11,7 +11,9 @@ with gamma decayed by a cosine from gamma to gamma_final * gamma over training (
 
 R3GAN's presets decay gamma to a tenth (e.g. CIFAR-10: 0.05 -> 0.005, its train.py
 ``gamma_scheduler`` with the cosine of its training loop's ``cosine_decay_with_warmup``), over a
-fixed number of images; here over the run. The paper's point: RpGAN + R1 + R2 converges where
+fixed number of images; here over the run (p = step / the run's length; a run extended with more
+--steps on resume computes p against the new length, so gamma steps back up there and decays over
+the longer run). The paper's point: RpGAN + R1 + R2 converges where
 RpGAN + R1 alone (R2 off) fails to cover the modes. ``r3gan`` is that whole objective as one named
 loss, so a study compares it with ns like any other; the architecture stays the study's (the
 paper's modernised ResNet is not part of this preset).

@@ -23,6 +23,7 @@ from reports import html as H
 from reports import leaderboard as L
 from reports import plots as P
 from reports.causes import THRESHOLDS as CAUSE_THRESHOLDS
+from reports.causes import trial_curves
 from reports.analysis import Report, curves_table, differences_table, summary_table, verdicts_table, wilcoxon_table
 
 FORMAT = "gan-bench/report/1"
@@ -168,8 +169,6 @@ def write(rep: Report, trials: pd.DataFrame, out: Path, inputs: list[str], previ
     figure("health.png", P.health(rep, trials),
            "Scores beside training health per loss: D's pairwise accuracy d_auc, the fraction of steps D was "
            "saturated, the smallest generator-gradient norm (every trial a point, bar: median).")
-    from reports.causes import trial_curves
-
     for i, ds in enumerate(rep.datasets):
         figure(f"health-{i:02d}-{slug(ds)}.png", P.health_curves(rep, ds, trial_curves(trials, ds)),
                f"{ds}: per loss, the generator-gradient norm of its best and worst trial, and every trial's mode "
