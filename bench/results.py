@@ -21,7 +21,7 @@ STATUSES = ("ok", "diverged", "failed")
 
 # Columns every results table has, in this order; hp_<name> columns follow, then anything else.
 COLUMNS = [
-    "study", "dataset", "loss", "arch", "phase", "trial_id", "config_id", "replicate", "seed", "status",
+    "study", "dataset", "loss", "arch", "trick", "phase", "trial_id", "config_id", "replicate", "seed", "status",
     "steps", "primary_metric", "primary", "primary_best", "best_step", "fid", "fid_best", "w1", "kid",
     "precision", "recall", "modes", "modes_total", "hq_fraction", "mode_kl", "mode_hops",
     "g_grad_norm", "g_grad_norm_min", "d_auc", "d_saturated",

@@ -19,12 +19,12 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from bench import datasets, plugins
+from bench import datasets, plugins, tricks
 from bench.errors import UsageError
 from bench.io import atomic_write_bytes, atomic_write_json, file_in_the_way
 from bench.results import Ledger, from_bytes, objective, primary_of
 from bench.study_dir import DRIVER_LOCK, RESULTS, STUDY, StudyDir
-from bench.study import Study, TrialSpec, cells, make_trial, sample_configs, train_length
+from bench.study import Cell, Study, TrialSpec, cells, make_trial, sample_configs, train_length
 
 @dataclass
 class DataInfo:
@@ -73,19 +73,35 @@ def validate(study: Study) -> dict[str, DataInfo]:
 
     registry.check_metrics(study.metrics)  # names, or "default": the dataset's
     need(study.eval_samples is None or study.eval_samples >= 1, f"--samples must be a positive integer, got {study.eval_samples}")
+    for trick in study.tricks:
+        need(trick == tricks.parse(trick), f"trick '{trick}' is not in canonical form (bench.tricks.parse)")
     info = data_info(study)
     for cell in cells(study):
         try:
-            models.build(cell.arch, info[cell.dataset].spec, study.base.get("z_dim", 64), "none",
-                         losses.loss_class(cell.loss).d_head)
-        except ValueError as e:
+            check_cell(study, cell, info[cell.dataset].spec)
+        except UsageError as e:
             raise UsageError(f"{cell.key}: {e}") from None
-        # Every sampled config must resolve: catches space values a loss rejects.
-        for cid, hp in enumerate(sample_configs(study, cell, study.budget)):
-            make_trial(study, cell, "search", cid, 0, hp, 1)
     for d in study.datasets:
         _length(study, info, d)  # e.g. --epochs for data that has no epochs
     return info
+
+
+def check_cell(study: Study, cell: Cell, spec: Any) -> None:
+    """Every config the cell samples resolves (space values a loss rejects, a trick a loss has no
+    parameter for), and its nets build with each structural setting the configs take (a trick that
+    does not fit the loss or arch): UsageError with the check's one line."""
+    import losses
+    from bench.train import build_nets
+
+    configs = [make_trial(study, cell, "search", cid, 0, hp, 1).train_config()
+               for cid, hp in enumerate(sample_configs(study, cell, study.budget))]
+    structural = ("z_dim", "d_norm", "d_minibatch", "g_norm", "fm_layer", "fm_alone")
+    seen = set()
+    for cfg in configs:
+        shape = (*(getattr(cfg, k) for k in structural), cfg.feature_matching > 0, cfg.unrolled_steps > 0)
+        if shape not in seen:
+            seen.add(shape)
+            build_nets(cfg, spec, losses.get(cfg.loss, **cfg.loss_params))
 
 
 def create(study: Study, where: Path | StudyDir) -> None:
@@ -103,12 +119,22 @@ def create(study: Study, where: Path | StudyDir) -> None:
             old = json.loads(existing.read_text())
         except ValueError:
             raise UsageError(f"{existing} is unreadable; choose another --name") from None
-        if old != json.loads(json.dumps(study.to_dict())):
+        if not _same_study(old, study):
             raise UsageError(f"--name {study.name}: {study_dir} holds another study; choose a new --name or `bench resume {study_dir}`")
         return
     if study_dir.exists() and any(study_dir.iterdir()):
         raise UsageError(f"{study_dir} exists and holds no gan-bench study; choose a new --name or --storage")
     atomic_write_json(existing, study.to_dict())
+
+
+def _same_study(stored: Any, study: Study) -> bool:
+    """Whether a stored study.json is ``study``; settings added since it was written compare by their
+    defaults (a study.json from before tricks existed is the study of the losses alone)."""
+    try:
+        old = Study.from_dict(stored).to_dict()
+    except TypeError:  # fields this version does not know
+        return False
+    return json.loads(json.dumps(old)) == json.loads(json.dumps(study.to_dict()))
 
 
 def _create_remote(study: Study, place: StudyDir) -> None:
@@ -119,7 +145,7 @@ def _create_remote(study: Study, place: StudyDir) -> None:
     old = remote.read(STUDY)
     if old is not None:
         try:
-            same = json.loads(old) == json.loads(data)
+            same = _same_study(json.loads(old), study)
         except ValueError:
             raise UsageError(f"{remote.name}/{STUDY} is unreadable; choose another --name") from None
         if not same:
@@ -282,7 +308,7 @@ def tpe_search(study: Study, info: dict[str, DataInfo], ledger: Ledger) -> Itera
             continue
         warm = [{"hp": hp_of_row(r, cell.loss), "objective": objective(r)}
                 for _, r in rows.iterrows() if r["config_id"] > 0]
-        proposal = {"study": study.to_dict(), "cell": [cell.dataset, cell.loss, cell.arch],
+        proposal = {"study": study.to_dict(), "cell": [cell.dataset, cell.loss, cell.arch, cell.trick],
                     "steps": _length(study, info, cell.dataset)}
         yield Trials(early_stop=study.early_stop, searcher=tpe_searcher(study, cell, warm), proposal=proposal,
                      num_samples=left)

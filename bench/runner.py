@@ -212,7 +212,7 @@ def spec_of(config: dict[str, Any]) -> TrialSpec:
     hp = {k.replace(TPE_SEP, "."): v for k, v in config.items() if k not in ("tpe", "study_dir", "plugins")}
     key = derive_seed(sorted(hp.items()))
     spec = make_trial(study, cell, "search", PROPOSED, 0, hp, t["steps"])
-    spec.trial_id = f"{cell.dataset}-{cell.loss}-{cell.arch}-search-t{key:010d}"
+    spec.trial_id = f"{cell.name}-search-t{key:010d}"
     spec.config["seed"] = derive_seed(study.seed, cell.key, "tpe", key, "train")
     return spec
 
@@ -223,11 +223,12 @@ def tpe_searcher(study: Any, cell: Any, done: list[dict[str, Any]]):
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
-    from bench.study import derive_seed, space_of
+    from bench.study import derive_seed
 
-    space = {k.replace(".", TPE_SEP): d.to_optuna() for k, d in space_of(study).for_loss(cell.loss).items()}
+    dists = cell.space(study)
+    space = {k.replace(".", TPE_SEP): d.to_optuna() for k, d in dists.items()}
     sampler = optuna.samplers.TPESampler(seed=derive_seed(study.seed, cell.key, "tpe", len(done)))
-    warm = [{k.replace(".", TPE_SEP): v for k, v in r["hp"].items()} for r in done]
+    warm = [{k.replace(".", TPE_SEP): v for k, v in r["hp"].items() if k in dists} for r in done]
     rewards = [r["objective"] for r in done]
     return OptunaSearch(space=space, metric="objective", mode="min", sampler=sampler,
                         points_to_evaluate=warm or None, evaluated_rewards=rewards or None)
@@ -247,7 +248,8 @@ def make_row(study: str, spec: TrialSpec, result: dict[str, Any], status: str, e
     """One ledger row from a TrialSpec and the trial's last report (pure)."""
     ck_best = result.get("checkpoint_best")
     row = {
-        "study": study, "dataset": spec.dataset, "loss": spec.loss, "arch": spec.arch, "phase": spec.phase,
+        "study": study, "dataset": spec.dataset, "loss": spec.loss, "arch": spec.arch, "trick": spec.trick,
+        "phase": spec.phase,
         "trial_id": spec.trial_id, "config_id": spec.config_id, "replicate": spec.replicate,
         "seed": spec.config["seed"], "status": status, "steps": result.get("step"),
         "primary_metric": result.get("primary_metric"),

@@ -1,6 +1,6 @@
 """A study as pure data: the grid of cells and the deterministic list of trials it implies.
 
-    datasets x losses x archs -> cells;  each cell -> B search configs (+ S seed replicates of its best)
+    datasets x losses x archs x tricks -> cells;  each cell -> B search configs (+ S seed replicates of its best)
 
 Config identity is deterministic: (study seed, cell, phase, config_id) fixes the hyperparameters and
 the training seed, so a study can be reproduced and resumed exactly. Config 0 of every cell is the
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sweeps
+from bench import tricks as T
 from bench.config import TrainConfig
 from bench.errors import UsageError
 
@@ -54,6 +55,8 @@ class Study:
     datasets: list[str]
     losses: list[str]
     archs: list[str] | None = None  # None: each dataset's default (mlp for 2-D data, infogan for images)
+    # Tricks crossed with the losses (bench.tricks, canonical spellings); ["none"]: the losses alone
+    tricks: list[str] = field(default_factory=lambda: [T.NONE])
     budget: int = 100
     space: dict[str, Any] = field(default_factory=dict)  # the loaded space, as data (a snapshot)
     search: str = "random"
@@ -78,24 +81,49 @@ class Study:
         return cls(**d)
 
 
+def trick_of(value: Any) -> str:
+    """A results row's trick: rows of studies made before tricks were a factor have none (or NaN)."""
+    return value if isinstance(value, str) and value else T.NONE
+
+
 @dataclass(frozen=True)
 class Cell:
+    """One cell of the grid: the unit that gets a budget of configs and a seeds phase. A cell
+    without a trick has the key and trial ids it had before tricks existed (studies resume)."""
+
     dataset: str
     loss: str
     arch: str
+    trick: str = T.NONE
 
     @property
     def key(self) -> str:
-        return f"{self.dataset}/{self.loss}/{self.arch}"
+        base = f"{self.dataset}/{self.loss}/{self.arch}"
+        return base if self.trick == T.NONE else f"{base}/{self.trick}"
+
+    @property
+    def name(self) -> str:
+        """The cell in trial ids and run directory names."""
+        base = f"{self.dataset}-{self.loss}-{self.arch}"
+        return base if self.trick == T.NONE else f"{base}-{T.slug(self.trick)}"
 
     def holds(self, row: dict[str, Any]) -> bool:
         """Whether a results row (a dict) belongs to this cell."""
-        return (row["dataset"], row["loss"], row["arch"]) == (self.dataset, self.loss, self.arch)
+        return ((row["dataset"], row["loss"], row["arch"], trick_of(row.get("trick")))
+                == (self.dataset, self.loss, self.arch, self.trick))
 
     def mask(self, df: Any) -> Any:
         """The rows of a results DataFrame that belong to this cell (a boolean Series): the one place
         that knows which columns make a cell."""
-        return (df["dataset"] == self.dataset) & (df["loss"] == self.loss) & (df["arch"] == self.arch)
+        trick = df["trick"].map(trick_of) if "trick" in df.columns else T.NONE
+        return ((df["dataset"] == self.dataset) & (df["loss"] == self.loss) & (df["arch"] == self.arch)
+                & (trick == self.trick))
+
+    def space(self, study: "Study") -> dict[str, sweeps.Dist]:
+        """The distributions this cell samples: the loss's part of the study's space, less what its
+        trick fixes."""
+        fixed = T.settings(self.trick)
+        return {k: d for k, d in space_of(study).for_loss(self.loss).items() if k not in fixed}
 
 
 @dataclass
@@ -111,10 +139,11 @@ class TrialSpec:
     replicate: int
     config: dict[str, Any]  # TrainConfig.to_dict() (resolved hyperparameters, seed, length)
     hp: dict[str, Any]  # the searched hyperparameters alone (hp_* columns)
+    trick: str = T.NONE
 
     @property
     def cell(self) -> Cell:
-        return Cell(self.dataset, self.loss, self.arch)
+        return Cell(self.dataset, self.loss, self.arch, self.trick)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.from_dict(self.config)
@@ -132,7 +161,7 @@ def cells(study: Study) -> list[Cell]:
     for d in study.datasets:
         for loss in study.losses:
             for arch in study.archs or [default_arch(d)]:
-                out.append(Cell(d, loss, arch))
+                out += [Cell(d, loss, arch, trick) for trick in study.tricks]
     return out
 
 
@@ -154,7 +183,7 @@ def sample_configs(study: Study, cell: Cell, n: int) -> list[dict[str, Any]]:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = space_of(study).for_loss(cell.loss)
+    space = cell.space(study)
     dists = {k: d.to_optuna() for k, d in space.items()}
     sampler = optuna.samplers.RandomSampler(seed=derive_seed(study.seed, cell.key, "space"))
     ostudy = optuna.create_study(sampler=sampler, direction="minimize")
@@ -181,7 +210,9 @@ def train_length(study: Study, dataset: str, n_train: int | None, batch_size: in
 
 def make_trial(study: Study, cell: Cell, phase: str, config_id: int, replicate: int, hp: dict[str, Any],
                steps: int) -> TrialSpec:
-    """The TrialSpec for one (cell, phase, config_id, replicate); ``hp`` from ``sample_configs``."""
+    """The TrialSpec for one (cell, phase, config_id, replicate); ``hp`` from ``sample_configs``,
+    the cell's trick on top (it holds for every config, the defaults of config 0 included)."""
+    hp = {**hp, **T.settings(cell.trick)}
     loss_params = {k.removeprefix("loss."): v for k, v in hp.items() if k.startswith("loss.")}
     top = {k: v for k, v in hp.items() if not k.startswith("loss.")}
     eval_every = study.eval_every or max(1, steps // 5)
@@ -191,8 +222,9 @@ def make_trial(study: Study, cell: Cell, phase: str, config_id: int, replicate: 
                       metrics=list(study.metrics) or ["default"], eval_samples=study.eval_samples,
                       plugins=[{"name": p["name"], "sha256": p["sha256"]} for p in study.plugins], **{**study.base, **top})
     cfg = cfg.resolved()
-    tid = f"{cell.dataset}-{cell.loss}-{cell.arch}-{phase}-c{config_id:03d}" + (f"-s{replicate:02d}" if phase == "seeds" else "")
-    return TrialSpec(tid, cell.dataset, cell.loss, cell.arch, phase, config_id, replicate, cfg.to_dict(), _hp(cfg))
+    tid = f"{cell.name}-{phase}-c{config_id:03d}" + (f"-s{replicate:02d}" if phase == "seeds" else "")
+    return TrialSpec(tid, cell.dataset, cell.loss, cell.arch, phase, config_id, replicate, cfg.to_dict(), _hp(cfg),
+                     cell.trick)
 
 
 def _hp(cfg: TrainConfig) -> dict[str, Any]:

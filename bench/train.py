@@ -167,12 +167,7 @@ class Trainee:
         regs = Regularizers(r1_gamma=cfg.r1_gamma, r2_gamma=cfg.r2_gamma, noise_std=cfg.noise_std,
                             noise_anneal_steps=cfg.noise_anneal_steps)
         torch.manual_seed(cfg.seed)
-        try:
-            G, D = models.build(cfg.arch, data.spec, cfg.z_dim, cfg.d_norm, loss.d_head, cfg.d_minibatch, cfg.g_norm)
-            fm_layer = _feature_matching_layer(cfg, loss, D)
-            _check_unrollable(cfg, loss)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
+        G, D, fm_layer = build_nets(cfg, data.spec, loss)
         G, D = prepare_cuda(G.to(device), D.to(device), device)
         if cfg.g_norm != "batch":  # the reference batch, drawn once (stored in G's state: checkpoints keep it)
             with torch.no_grad():
@@ -374,6 +369,20 @@ def train(cfg: TrainConfig, out: str | Path, *, callbacks: Sequence[Callback] = 
     run.finish(result)
     hear.on_end(run, result)
     return result
+
+
+def build_nets(cfg: TrainConfig, spec: Any, loss: losses.Loss) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module | None]:
+    """G, D and feature matching's layer of D (or None) for ``cfg`` on data of this ``spec``, from
+    torch's current RNG state. Every check of whether the run's settings fit its loss and arch that
+    needs the nets is here, so a study can make it for each cell before anything is written
+    (UsageError, one line)."""
+    try:
+        G, D = models.build(cfg.arch, spec, cfg.z_dim, cfg.d_norm, loss.d_head, cfg.d_minibatch, cfg.g_norm)
+        fm_layer = _feature_matching_layer(cfg, loss, D)
+        _check_unrollable(cfg, loss)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return G, D, fm_layer
 
 
 def _unrollable(cls: type[losses.Loss]) -> bool:

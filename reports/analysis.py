@@ -51,6 +51,12 @@ class Report:
     configs_needed: int | None = None  # configs per cell for the budget test's exact minimum <= alpha / m
     wilcoxon: R.Wilcoxon = field(default_factory=lambda: R.Wilcoxon(False, "not run"))
     causes: pd.DataFrame = field(default_factory=pd.DataFrame)  # per cell: diverged/saturated/collapsed (reports.causes)
+    factor: str = "loss"  # what is compared (reports.factor): the levels in column "loss" are losses, tricks, ...
+
+    @property
+    def factors(self) -> str:
+        """The factor's plural, for prose ("losses", "tricks")."""
+        return self.factor + ("es" if self.factor.endswith("s") else "s")
 
     @property
     def better_word(self) -> str:
@@ -86,9 +92,10 @@ def comparisons(trials: pd.DataFrame, baseline: str, alpha: float = 0.05, budget
 
 
 def analyse(trials: pd.DataFrame, baseline: str, alpha: float = 0.05, metric: str = "fid", budgets=(),
-            n_resamples: int = B.RESAMPLES, seed: int = 0, metric_label: str | None = None) -> Report:
+            n_resamples: int = B.RESAMPLES, seed: int = 0, metric_label: str | None = None, factor: str = "loss") -> Report:
     """Every statistic of the report. ``metric_label``: what the headline names as the ranking
-    metric (e.g. "w1 on ring8"; default: ``metric``)."""
+    metric (e.g. "w1 on ring8"; default: ``metric``). ``factor``: what the levels in column ``loss``
+    are (``reports.factor``: loss, trick, ...), as the report's words name them."""
     sign, known = M.orientation(metric, trials)
     budgets = sorted({int(k) for k in budgets})
     datasets = sorted(trials["dataset"].unique())
@@ -103,10 +110,10 @@ def analyse(trials: pd.DataFrame, baseline: str, alpha: float = 0.05, metric: st
         R.Friedman(False, f"needs at least {R.MIN_DATASETS} datasets, the report has {len(datasets)}")
     label = metric if metric_label is None else metric_label
     need_s, need_c = S.seeds_needed(alpha, m), B.configs_needed(alpha, m)
-    head = V.headline(verdicts, baseline, datasets, losses, label, alpha, need_s, need_c, m)
+    head = V.headline(verdicts, baseline, datasets, losses, label, alpha, need_s, need_c, m, noun=factor)
     rep = Report(metric, sign, known, baseline, alpha, budgets, n_resamples, n_perm, seed, datasets, losses, counts,
                  curves, diffs, summary, verdicts, values, basis, fr, head, metric_label=label, name=_name(metric, trials),
-                 family_size=m,
+                 family_size=m, factor=factor,
                  seeds_needed=need_s, configs_needed=need_c,
                  wilcoxon=R.wilcoxon_tests(values, baseline, alpha) if not values.empty else R.Wilcoxon(False, "no values"),
                  causes=C.causes_table(trials))
@@ -159,11 +166,15 @@ def _notes(rep: Report, trials: pd.DataFrame, m: int) -> list[str]:
         notes.append(f"Pairwise Wilcoxon signed-rank tests across datasets not run: {rep.wilcoxon.reason}.")
     elif rep.wilcoxon.ok:
         n = len(rep.wilcoxon.datasets)
-        notes.append(f"Across datasets: two-sided Wilcoxon signed-rank test of each loss against {rep.baseline} over "
+        notes.append(f"Across datasets: two-sided Wilcoxon signed-rank test of each {rep.factor} against {rep.baseline} over "
                      f"the {n} datasets{f' ({rep.wilcoxon.reason})' if rep.wilcoxon.reason else ''}, Holm over those "
                      f"{len(rep.wilcoxon.table)} comparisons (its own family); with {n} datasets its smallest p is "
                      f"{R.wilcoxon_min_p(n):.3g}" + (f", above alpha: inconclusive ({R.datasets_needed(rep.alpha)} datasets "
                                                     "can reach alpha)." if R.wilcoxon_min_p(n) > rep.alpha else "."))
+    if rep.factor not in ("loss", "trick", "arch"):
+        notes.append(f"Factor {rep.factor}, a searched hyperparameter: its levels split each cell's search "
+                     "configurations, so budget curves are over the configs that drew each level, and the seeds "
+                     "phase retrained only the level of each cell's best configuration.")
     if not rep.friedman.ok:
         notes.append(f"Friedman/Nemenyi across datasets not run: {rep.friedman.reason}.")
     elif rep.friedman.reason:
@@ -187,10 +198,10 @@ def _power_notes(rep: Report, m: int) -> list[str]:
         have = sorted({int(n) for n in s["n_loss"]} | {int(n) for n in s["n_baseline"]})
         have_s = str(have[0]) if len(have) == 1 else f"{have[0]} to {have[-1]}"
         need = rep.seeds_needed
-        notes.append(f"Seeds needed: a two-sided Mann-Whitney test with n seeds per loss can reach Holm's first "
+        notes.append(f"Seeds needed: a two-sided Mann-Whitney test with n seeds per {rep.factor} can reach Holm's first "
                      f"threshold alpha/m = {rep.alpha / max(m, 1):.2g} (m = {m}) from n = {need} on "
-                     f"(smallest p {S.mw_min_p(need, need):.2g}); this report has {have_s} seeds per loss."
-                     if need else f"Seeds needed: more than {S.MAX_SEEDS} per loss to reach alpha/m.")
+                     f"(smallest p {S.mw_min_p(need, need):.2g}); this report has {have_s} seeds per {rep.factor}."
+                     if need else f"Seeds needed: more than {S.MAX_SEEDS} per {rep.factor} to reach alpha/m.")
     return notes
 
 

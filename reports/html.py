@@ -65,7 +65,7 @@ def render(rep: Report, inputs: list[str], images: list[tuple[str, str]], method
         f"<h1>gan-bench report: {e(rep.name)} against {e(rep.baseline)}</h1>",
         f"<p class=\"headline\">{e(rep.headline)}</p>",
         "<p>Inputs: " + ", ".join(f"<code>{e(i)}</code>" for i in inputs) + ". Datasets: "
-        + ", ".join(e(d) for d in rep.datasets) + ". Losses: " + ", ".join(e(x) for x in rep.losses)
+        + ", ".join(e(d) for d in rep.datasets) + ". " + e(rep.factors.capitalize()) + ": " + ", ".join(e(x) for x in rep.losses)
         + f". Baseline: <b>{e(rep.baseline)}</b>; alpha = {e(f'{rep.alpha:g}')}, Holm-corrected over the whole report.</p>",
     ]
     body += [table(t) for t in all_tables(rep)]

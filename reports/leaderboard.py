@@ -36,7 +36,7 @@ def render(rep: Report, inputs: list[str], images: list[tuple[str, str]]) -> str
     parts = [f"# gan-bench report: {md(rep.name)} against {md(rep.baseline)}", "",
              f"**{md(rep.headline)}**", "",
              f"Inputs: {', '.join(md(i) for i in inputs)}. Datasets: {', '.join(md(d) for d in rep.datasets)}. "
-             f"Losses: {', '.join(md(x) for x in rep.losses)}. Baseline: {md(rep.baseline)}; alpha = {rep.alpha:g} "
+             f"{rep.factors.capitalize()}: {', '.join(md(x) for x in rep.losses)}. Baseline: {md(rep.baseline)}; alpha = {rep.alpha:g} "
              "(Holm-corrected over the whole report).", ""]
     for t in all_tables(rep):
         parts.append(table(t))

@@ -5,9 +5,8 @@ An input is a study directory (it must hold ``results.parquet``) or a results fi
 checkpoint paths are relative to: the study directory, or the folder holding the results file) and
 ``_input`` (the input's name). Private columns never reach an output file.
 
-Cells are dataset x loss. When one dataset was run with several architectures, the dataset label
-becomes ``dataset [arch]`` so that losses are only compared on the same architecture. A
-``folder:PATH`` dataset is labelled ``folder:<last part of PATH>`` so reports never show local paths.
+Which factor is compared, and how the other cell columns join the dataset label, is
+``reports.factor``'s. A ``folder:PATH`` dataset is labelled ``folder:<last part of PATH>`` so reports never show local paths.
 """
 from __future__ import annotations
 
@@ -111,12 +110,7 @@ def read_inputs(paths: list[str], protocol: str | None = None) -> pd.DataFrame:
     df = pd.concat(frames, ignore_index=True, sort=False) if len(frames) > 1 else frames[0]
     if "dataset" in df.columns:
         df["dataset_name"] = df["dataset"]
-        labels = df["dataset"].astype(str).map(_label)
-        if "arch" in df.columns:
-            archs = df.assign(_l=labels).groupby("_l")["arch"].nunique(dropna=True)
-            multi = labels.isin(archs[archs > 1].index)
-            labels = labels.where(~multi, labels + " [" + df["arch"].astype(object).map(str) + "]")
-        df["dataset"] = labels
+        df["dataset"] = df["dataset"].astype(str).map(_label)
     key = [c for c in KEY if c in df.columns]
     if {"dataset", "loss", "phase", "seed"} <= set(key) and len(frames) > 1:
         dup = df.duplicated(subset=key, keep=False)

@@ -101,8 +101,14 @@ def clean(x: Any) -> Any:
     return x
 
 
+def named(rep: Report, df: pd.DataFrame) -> pd.DataFrame:
+    """A table as files show it: the compared column under the factor's name (``trick`` for a
+    ``--factor trick`` report; the analysis calls it ``loss`` whatever it holds)."""
+    return df if rep.factor == "loss" or "loss" not in df.columns else df.rename(columns={"loss": rep.factor})
+
+
 def verdict_records(rep: Report) -> list[dict]:
-    v = verdicts_table(rep)
+    v = named(rep, verdicts_table(rep))
     recs = []
     for r in v.to_dict("records"):
         r["budget"] = None if r["kind"] == "seeds" or pd.isna(r["budget"]) else int(r["budget"])
@@ -115,17 +121,18 @@ def document(rep: Report, inputs: list[str], files: list[str]) -> dict:
     return clean({
         "format": FORMAT, "made_by": "bench report", "inputs": inputs, "metric": rep.metric, "metric_name": rep.name,
         "lower_is_better": rep.sign > 0, "metric_known": rep.metric_known, "baseline": rep.baseline,
+        "factor": rep.factor,  # what "losses" and the verdicts' compared column hold (bench report --factor)
         "alpha": rep.alpha, "budgets": rep.budgets, "resamples": rep.n_resamples, "permutations": rep.n_permutations,
         "seed": rep.seed, "datasets": rep.datasets, "losses": rep.losses, "headline": rep.headline,
         "metric_label": rep.metric_label, "notes": rep.notes, "family_size": rep.family_size,
         "seeds_needed": rep.seeds_needed, "configs_needed": rep.configs_needed, "friedman": rep.friedman.to_dict(),
         "wilcoxon": rep.wilcoxon.to_dict(), "verdicts": verdict_records(rep),
-        "causes": rep.causes.to_dict("records"), "cause_thresholds": CAUSE_THRESHOLDS, "files": files,
+        "causes": named(rep, rep.causes).to_dict("records"), "cause_thresholds": CAUSE_THRESHOLDS, "files": files,
     })
 
 
-def _csv(df: pd.DataFrame) -> str:
-    return df.to_csv(index=False, float_format="%.6g")
+def _csv(rep: Report, df: pd.DataFrame) -> str:
+    return named(rep, df).to_csv(index=False, float_format="%.6g")
 
 
 def write(rep: Report, trials: pd.DataFrame, out: Path, inputs: list[str], previous: list[str],
@@ -147,14 +154,14 @@ def write(rep: Report, trials: pd.DataFrame, out: Path, inputs: list[str], previ
             images.append((name, caption))
 
     figure("distribution.png", P.distribution(rep, trials),
-           f"{rep.name} per loss and dataset (seeds phase where run, else search): box and points.")
+           f"{rep.name} per {rep.factor} and dataset (seeds phase where run, else search): box and points.")
     if not rep.curves.empty:
         figure("budget.png", P.budget(rep), f"Expected best {rep.name} against the budget k, 95% bootstrap bands.")
     figure("prob_improvement.png", P.prob_improvement(rep),
            f"Probability of improvement over {rep.baseline} with 95% bootstrap intervals.")
     figure("precision_recall.png", P.precision_recall(rep, trials), "Precision against recall per trial.")
     figure("critical_difference.png", P.critical_difference(rep),
-           "Critical-difference diagram: mean ranks across datasets; bars join losses that pairwise Wilcoxon "
+           f"Critical-difference diagram: mean ranks across datasets; bars join {rep.factors} that pairwise Wilcoxon "
            "signed-rank tests (Holm over all pairs) do not separate.")
     if samples and not any(c in trials.columns for c in ("checkpoint_best", "checkpoint")):
         rep.notes.append("No sample grids: the results name no checkpoints (columns checkpoint_best, checkpoint).")
@@ -164,28 +171,28 @@ def write(rep: Report, trials: pd.DataFrame, out: Path, inputs: list[str], previ
         for i, ds in enumerate(rep.datasets):
             data, notes = sample_grid(rep, trials, ds)
             rep.notes.extend(notes)
-            figure(f"samples-{i:02d}-{slug(ds)}.png", data, f"{ds}: samples of each loss's best checkpoint.")
+            figure(f"samples-{i:02d}-{slug(ds)}.png", data, f"{ds}: samples of each {rep.factor}'s best checkpoint.")
 
     figure("health.png", P.health(rep, trials),
-           "Scores beside training health per loss: D's pairwise accuracy d_auc, the fraction of steps D was "
+           f"Scores beside training health per {rep.factor}: D's pairwise accuracy d_auc, the fraction of steps D was "
            "saturated, the smallest generator-gradient norm (every trial a point, bar: median).")
     for i, ds in enumerate(rep.datasets):
         figure(f"health-{i:02d}-{slug(ds)}.png", P.health_curves(rep, ds, trial_curves(trials, ds)),
-               f"{ds}: per loss, the generator-gradient norm of its best and worst trial, and every trial's mode "
+               f"{ds}: per {rep.factor}, the generator-gradient norm of its best and worst trial, and every trial's mode "
                "coverage per checkpoint (collapsed trials as black crosses, off-data ones dotted).")
 
-    put("summary.csv", _csv(summary_table(rep)))
+    put("summary.csv", _csv(rep, summary_table(rep)))
     if not rep.causes.empty:
-        put("causes.csv", _csv(rep.causes.assign(collapsed_trials=rep.causes["collapsed_trials"].map(" ".join))))
-    put("verdicts.csv", _csv(verdicts_table(rep)))
+        put("causes.csv", _csv(rep, rep.causes.assign(collapsed_trials=rep.causes["collapsed_trials"].map(" ".join))))
+    put("verdicts.csv", _csv(rep, verdicts_table(rep)))
     if rep.wilcoxon.ok:
-        put("wilcoxon.csv", _csv(wilcoxon_table(rep)))
+        put("wilcoxon.csv", _csv(rep, wilcoxon_table(rep)))
     if not rep.curves.empty:
         b = curves_table(rep)
         d = differences_table(rep)
         if not d.empty:
             b = b.merge(d, on=["dataset", "loss", "k"], how="left")
-        put("budget.csv", _csv(b))
+        put("budget.csv", _csv(rep, b))
     put("leaderboard.md", L.render(rep, inputs, images))
     put("index.html", H.render(rep, inputs, images, METHOD))
     doc = document(rep, inputs, written + [MARKER])

@@ -76,7 +76,7 @@ def distribution(rep: Report, trials: pd.DataFrame) -> bytes:
             ax.set_title(f"{ds} ({phase} phase)", fontsize=10)
             ax.set_xlabel("")
             ax.set_ylabel(rep.name)
-        fig.suptitle(f"{rep.name} per loss ({rep.better_word} is better); 'worst' = diverged/failed/unscored", fontsize=11)
+        fig.suptitle(f"{rep.name} per {rep.factor} ({rep.better_word} is better); 'worst' = diverged/failed/unscored", fontsize=11)
         return png(fig)
 
 
@@ -163,7 +163,7 @@ def prob_improvement(rep: Report) -> bytes | None:
             ax.set_xlim(-0.02, 1.02)
             ax.set_ylim(-0.7, max(len(order), 1) - 0.3)
             ax.set_title(f"{ds} ({what})", fontsize=10)
-            ax.set_xlabel(f"P({rep.name} of loss better than {rep.baseline})")
+            ax.set_xlabel(f"P({rep.name} of {rep.factor} better than {rep.baseline})")
         fig.suptitle("Probability of improvement over the baseline (rliable), 95% bootstrap intervals", fontsize=11)
         return png(fig)
 
@@ -180,7 +180,7 @@ def critical_difference(rep: Report) -> bytes | None:
     losses = [x for x in fr.losses if x in w.matrix.index]
     fig, ax = plt.subplots(figsize=(9, 1.6 + 0.35 * len(losses)))
     sp.critical_difference_diagram(fr.mean_ranks[losses], w.matrix.loc[losses, losses], alpha=rep.alpha, ax=ax)
-    fig.suptitle(f"Mean rank over {len(fr.datasets)} datasets (1 = best); bars join losses that Wilcoxon signed-rank "
+    fig.suptitle(f"Mean rank over {len(fr.datasets)} datasets (1 = best); bars join {rep.factors} that Wilcoxon signed-rank "
                  f"tests (Holm, all pairs)\ncannot separate at alpha = {rep.alpha:g}; Friedman p = {fr.p_value:.3g}",
                  fontsize=9, y=1.12)
     return png(fig, tight=True)

@@ -98,7 +98,7 @@ def seeds_tables(rep: Report) -> list[Table]:
             ])
         out.append(Table(
             f"{ds}: best configuration, retrained with several seeds",
-            ["loss", "seeds", "worst (counted)", f"median {rep.name} [95% CI]", "IQM [95% CI]",
+            [rep.factor, "seeds", "worst (counted)", f"median {rep.name} [95% CI]", "IQM [95% CI]",
              f"P(better than {rep.baseline}) [95% CI]", "p (Mann-Whitney)", "min p", "p (Holm)", "verdict"],
             rows, intro=POWER))
     return out
@@ -140,7 +140,7 @@ def budget_table(rep: Report) -> Table | None:
     best = "min" if rep.sign > 0 else "max"
     return Table(
         f"Budget: expected best {rep.name} of k random configurations (search phase)",
-        ["dataset", "loss", "configs", "worst (counted)", "k", f"E[{best} of k] [95% band]",
+        ["dataset", rep.factor, "configs", "worst (counted)", "k", f"E[{best} of k] [95% band]",
          f"difference to {rep.baseline} [95% CI]", f"P(best of k beats {rep.baseline})", "min p", "p (Holm)", "verdict"],
         rows,
         intro=(f"E[{best} of k]: the exact expectation over k of the B configurations drawn at random without "
@@ -159,12 +159,12 @@ def ranks_table(rep: Report) -> Table | None:
         rows.append([loss, num(mean[loss]), *[num(ranks.loc[ds, loss]) for ds in ranks.index]])
     if fr.ok:
         intro = (f"Friedman chi2 = {num(fr.statistic)}, p = {pval(fr.p_value)} over {len(fr.datasets)} datasets and "
-                 f"{len(fr.losses)} losses; Nemenyi critical difference CD = {num(fr.cd)} at alpha = {rep.alpha:g} "
-                 "(two losses differ when their mean ranks differ by more).")
+                 f"{len(fr.losses)} {rep.factors}; Nemenyi critical difference CD = {num(fr.cd)} at alpha = {rep.alpha:g} "
+                 f"(two {rep.factors} differ when their mean ranks differ by more).")
     else:
         intro = f"Friedman/Nemenyi not run: {fr.reason}."
     basis = sorted(set(rep.value_basis.values()))
-    return Table("Across datasets: ranks (1 = best)", ["loss", "mean rank", *list(ranks.index)], rows,
+    return Table("Across datasets: ranks (1 = best)", [rep.factor, "mean rank", *list(ranks.index)], rows,
                  intro=intro + f" Value ranked per dataset: {'; '.join(basis)}.")
 
 
@@ -177,10 +177,10 @@ def wilcoxon_report_table(rep: Report) -> Table | None:
             for r in wilcoxon_table(rep).to_dict("records")]
     return Table(
         f"Across datasets: Wilcoxon signed-rank test against {rep.baseline}",
-        ["loss", "datasets", "better/tied/worse", "statistic", "p (Wilcoxon)", "min p", "p (Holm)", "verdict"], rows,
-        intro=(f"Two-sided signed-rank test of each loss's per-dataset value against {rep.baseline}'s (the values "
+        [rep.factor, "datasets", "better/tied/worse", "statistic", "p (Wilcoxon)", "min p", "p (Holm)", "verdict"], rows,
+        intro=(f"Two-sided signed-rank test of each {rep.factor}'s per-dataset value against {rep.baseline}'s (the values "
                "ranked below), Holm over these comparisons (Benavoli, Corani & Mangili 2016: unlike Nemenyi, it does "
-               f"not depend on the other losses in the pool). With N datasets the smallest p is 2/2^N; N < "
+               f"not depend on the other {rep.factors} in the pool). With N datasets the smallest p is 2/2^N; N < "
                f"{R.datasets_needed(rep.alpha)} is inconclusive at alpha = {rep.alpha:g}."
                + (f" {w.reason}." if w.reason else "")))
 
@@ -202,8 +202,8 @@ def causes_report_table(rep: Report) -> Table | None:
                      "-" if math.isnan(r["off_data"]) else f"{int(r['off_data'])}/{n}",
                      num(r["median_d_auc"]), num(r["median_d_saturated"]), num(r["median_g_grad_norm"]),
                      num(r["median_g_grad_norm_min"])])
-    return Table("How the trials failed: divergence, saturation, mode collapse per loss",
-                 ["dataset", "loss", "trials", "diverged", "saturated", "collapsed", "collapsed trials", "off-data",
+    return Table(f"How the trials failed: divergence, saturation, mode collapse per {rep.factor}",
+                 ["dataset", rep.factor, "trials", "diverged", "saturated", "collapsed", "collapsed trials", "off-data",
                   "median d_auc", "median d_saturated", "median G grad norm (last)", "median G grad norm (min)"],
                  rows, intro=THRESHOLDS + " Every trial of the cell, search and seeds phases. d_auc: P(D(x) > D(G(z))) "
                  "over the batch's pairs; G grad norm: ||grad of the generator loss||, in each loss's own scale.")

@@ -91,7 +91,7 @@ def _p(x: float) -> str:
     return f"{x:.2g}" if x >= 1e-3 else f"{x:.1e}"
 
 
-def _power(rows: pd.DataFrame, alpha: float, seeds_needed: int | None, configs_needed: int | None) -> str:
+def _power(rows: pd.DataFrame, alpha: float, seeds_needed: int | None, configs_needed: int | None, noun: str = "loss") -> str:
     """Why the inconclusive ``rows`` are: '3 seeds per loss cannot show a difference at alpha = 0.05
     (the smallest attainable p is 0.1); use --seeds >= 6'."""
     sizes = sorted({int(n) for n in rows["n_loss"]} | {int(n) for n in rows["n_baseline"]})
@@ -106,10 +106,11 @@ def _power(rows: pd.DataFrame, alpha: float, seeds_needed: int | None, configs_n
     if "budget" in what and configs_needed:
         advice.append(f"--budget >= {configs_needed}")
     tail = f"; use {' and '.join(advice)}" if advice else ""
-    return f"{count} {unit} per loss cannot show a difference at alpha = {alpha:g} ({best}){tail}"
+    return f"{count} {unit} per {noun} cannot show a difference at alpha = {alpha:g} ({best}){tail}"
 
 
-def _weak(rows: pd.DataFrame, alpha: float, m: int, seeds_needed: int | None, configs_needed: int | None) -> str:
+def _weak(rows: pd.DataFrame, alpha: float, m: int, seeds_needed: int | None, configs_needed: int | None,
+          noun: str = "loss") -> str:
     """The ``no-difference`` rows whose test cannot pass Holm's first threshold alpha / m on its own."""
     weak = rows[(rows["verdict"] == "no-difference") & (rows["min_p"].astype(float) > alpha / m)]
     if weak.empty:
@@ -120,19 +121,20 @@ def _weak(rows: pd.DataFrame, alpha: float, m: int, seeds_needed: int | None, co
     count = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]} to {sizes[-1]}"
     advice = [a for a, ok in ((f"--seeds >= {seeds_needed}", "seeds" in what and seeds_needed),
                               (f"--budget >= {configs_needed}", "budget" in what and configs_needed)) if ok]
-    return (f"but {count} {unit} per loss are too few for a difference to pass Holm over {m} comparisons on its own "
+    return (f"but {count} {unit} per {noun} are too few for a difference to pass Holm over {m} comparisons on its own "
             f"(smallest p {_p(float(weak['min_p'].min()))} > alpha/m = {_p(alpha / m)})"
             + (f"; use {' and '.join(advice)}" if advice else ""))
 
 
 def headline(verdicts: pd.DataFrame, baseline: str, datasets: list[str], losses: list[str], metric_label: str = "",
              alpha: float = 0.05, seeds_needed: int | None = None, configs_needed: int | None = None,
-             family_size: int | None = None) -> str:
+             family_size: int | None = None, noun: str = "loss") -> str:
     """Whether any loss beats the baseline on every dataset, in words, prefixed with "By METRIC_LABEL: "
     (what the ranking used). ``seeds_needed`` / ``configs_needed``: the advice for inconclusive
     seeds / budget comparisons (``bench run --seeds`` / ``--budget``). ``family_size``: the report's
     m; where given, ``no-difference`` primary verdicts whose min_p is above alpha / m (they had the
-    power to reject before correction, not after Holm on their own) are said to be weak."""
+    power to reject before correction, not after Holm on their own) are said to be weak. ``noun``:
+    what the compared levels are ("loss"; "trick" for ``bench report --factor trick``)."""
     D = len(datasets)
     where = f"on {datasets[0]}" if D == 1 else f"on all {D} datasets"
     others = [x for x in losses if x != baseline]
@@ -140,7 +142,7 @@ def headline(verdicts: pd.DataFrame, baseline: str, datasets: list[str], losses:
         return f"Only the baseline {baseline} is in the report: nothing to compare."
     p = primary(verdicts)
     if p.empty:
-        return f"No loss could be compared with {baseline}: no dataset has both a loss and {baseline} in the same phase."
+        return f"No {noun} could be compared with {baseline}: no dataset has both a loss and {baseline} in the same phase."
     by = f"By {metric_label}: " if metric_label else ""
     count = {(loss, v): int(((p["loss"] == loss) & (p["verdict"] == v)).sum()) for loss in others for v in VERDICTS}
     decided = {x for x in others if count[(x, "worse")] or count[(x, "no-difference")]}
@@ -148,7 +150,7 @@ def headline(verdicts: pd.DataFrame, baseline: str, datasets: list[str], losses:
     consistent = [x for x in others if count[(x, "better")] == D]
     worse_all = [x for x in others if count[(x, "worse")] == D]
     unsure = p[p["verdict"] == "inconclusive"]
-    power = _power(unsure, alpha, seeds_needed, configs_needed) if len(unsure) else ""
+    power = _power(unsure, alpha, seeds_needed, configs_needed, noun) if len(unsure) else ""
     if len(unsure) == len(p):
         place = f"on {datasets[0]}" if D == 1 else f"on any of the {D} datasets"
         return _cap(f"{by}no verdict {place}: {power}.")
@@ -157,7 +159,7 @@ def headline(verdicts: pd.DataFrame, baseline: str, datasets: list[str], losses:
         named = [x if D == 1 else f"{x} ({count[(x, 'inconclusive')]}/{D})" for x in undecided]
         clauses.append(f"no verdict on {', '.join(named)}: {power}")
     if family_size:
-        clauses.append(_weak(p, alpha, family_size, seeds_needed, configs_needed))
+        clauses.append(_weak(p, alpha, family_size, seeds_needed, configs_needed, noun))
     tail = "".join(f"; {c}" for c in clauses if c) + "."
     if consistent:
         verb = "is" if len(consistent) == 1 else "are"
@@ -170,8 +172,8 @@ def headline(verdicts: pd.DataFrame, baseline: str, datasets: list[str], losses:
         parts = [f"{subject} beat {baseline} on {datasets[0]}" if D == 1 else
                  f"{subject} consistently beat {baseline} across the {D} datasets"]
     else:
-        parts = [f"no loss beats {baseline} on {datasets[0]}" if D == 1 else
-                 f"no loss consistently beats {baseline} across the {D} datasets"]
+        parts = [f"no {noun} beats {baseline} on {datasets[0]}" if D == 1 else
+                 f"no {noun} consistently beats {baseline} across the {D} datasets"]
     if some_better:
         parts.append(f"better on some datasets: {', '.join(some_better)}")
     elif D > 1:
@@ -182,5 +184,5 @@ def headline(verdicts: pd.DataFrame, baseline: str, datasets: list[str], losses:
 
 
 def _cap(text: str) -> str:
-    """Capitalise a sentence that starts with 'no' (never a loss name)."""
+    """Capitalise a sentence that starts with 'no' (never a loss or trick name)."""
     return "N" + text[1:] if text.startswith("no ") else text

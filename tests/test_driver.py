@@ -89,7 +89,7 @@ def test_tpe_search_starts_with_every_cells_published_config_then_proposes_the_r
     ledger.add(make_row("u", first.specs[0], _result(first.specs[0], 0.4), "ok"))
     proposal = next(batches)  # computed after config 0 is recorded: it sees the ledger as it is then
     assert proposal.num_samples == 2 and proposal.searcher is not None and not proposal.specs
-    assert proposal.proposal["cell"] == ["ring8", "wgan", "mlp"] and proposal.proposal["steps"] == 60
+    assert proposal.proposal["cell"] == ["ring8", "wgan", "mlp", "none"] and proposal.proposal["steps"] == 60
     with pytest.raises(StopIteration):
         next(batches)
     from bench.runner import spec_of

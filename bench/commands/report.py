@@ -23,7 +23,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="DIR_OR_RESULTS", help="study directories or results files (merged)")
     p.add_argument("--out", help="report directory (default: report/ in the first input's directory: the study "
                    "directory, or the folder holding the results file); must be new, empty or a previous report")
-    p.add_argument("--baseline", default="ns", help="loss every other loss is compared with (default ns)")
+    p.add_argument("--factor", default="loss", help="what is compared: loss (default), trick (a study's --tricks), arch, "
+                   "or a searched hyperparameter with a few values (hp_d_norm, ...); the other cell columns that vary "
+                   "join the dataset label, so levels are compared with everything else equal")
+    p.add_argument("--baseline", help="the level every other is compared with (default ns for --factor loss, none "
+                   "for --factor trick; needed for other factors)")
     p.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate of all verdicts (default 0.05)")
     p.add_argument("--metric", default=None, help="what to rank by (default primary: each dataset's primary metric, "
                    "w1 for 2-D point data and fid for images, at each trial's best checkpoint; fid for studies made before "
@@ -116,7 +120,9 @@ def build(args: argparse.Namespace):
         from bench.rescore import parse_protocol
 
         protocol, args.metric = args.metric, parse_protocol(args.metric).metric
-    table = load.read_inputs(args.inputs, protocol)
+    from reports import factor
+
+    table = factor.compare_along(load.read_inputs(args.inputs, protocol), args.factor)
     if args.metric is None:
         args.metric = metrics.default_metric(table)
     try:
@@ -124,9 +130,14 @@ def build(args: argparse.Namespace):
     except UsageError as e:
         missing = _unloaded_plugins(args.inputs)
         raise UsageError(f"{e} (the study ran with plugin(s) {', '.join(missing)})" if missing else str(e)) from None
-    losses = sorted(table["loss"].astype(str).unique())
-    if args.baseline not in losses:
-        raise UsageError(f"unknown baseline '{args.baseline}': the inputs have losses {', '.join(losses)}")
+    levels = sorted(table["loss"].astype(str).unique())
+    noun = factor.noun(args.factor)
+    if args.baseline is None:
+        args.baseline = factor.default_baseline(args.factor)
+        if args.baseline is None:
+            raise UsageError(f"--factor {args.factor} needs --baseline: one of {', '.join(levels)}")
+    if args.baseline not in levels:
+        raise UsageError(f"unknown baseline '{args.baseline}': the inputs have {noun} {', '.join(levels)}")
     out = Path(args.out) if args.out else default_out(args.inputs[0])
     from reports import analysis, output  # scipy, seaborn: after the cheap checks
 
@@ -136,5 +147,5 @@ def build(args: argparse.Namespace):
     trials = metrics.prepare(table, args.metric)
     label = f"the primary metric ({metrics.primary_label(table)})" if args.metric == metrics.PRIMARY else args.metric
     rep = analysis.analyse(trials, args.baseline, args.alpha, args.metric, args.budget, args.resamples, args.seed,
-                           metric_label=label)
+                           metric_label=label, factor=noun)
     return rep, output.write(rep, trials, out, inputs, previous, samples=not args.no_samples), out

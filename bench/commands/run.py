@@ -87,6 +87,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=int, required=True, help="hyperparameter configurations per cell (Lucic: 100)")
     p.add_argument("--dataset", required=True, help="comma-separated dataset names (`bench list datasets`)")
     p.add_argument("--losses", default="all", help=f"comma-separated or all: {', '.join(losses.names())} (default all)")
+    p.add_argument("--tricks", help="comma-separated tricks crossed with every loss, each cell with its own budget "
+                   "(e.g. none,feature-matching,unrolled=5,label-smoothing=0.1; join tricks with +; default none: "
+                   "the losses alone); `bench report --factor trick --baseline none` compares them")
     p.add_argument("--archs", help=f"comma-separated: {', '.join(models.names())} (default mlp for 2-D data, infogan for images)")
     p.add_argument("--space", help=f"search space: {', '.join(sweeps.builtin_names())} or a TOML/YAML file "
                    "(default: mixtures-2d for 2-D data, lucic-wide for images)")
@@ -141,6 +144,10 @@ def _study(args: argparse.Namespace):
     datasets_ = _names(args.dataset)
     space = sweeps.load(args.space or default_space(datasets_))
     name = args.name or f"{'+'.join(d.replace(':', '_').replace('/', '_') for d in datasets_)}-{space.name}-b{args.budget}-seed{args.seed}"
+    if args.name is None and args.tricks is not None:  # a crossing is another study than the losses alone
+        from bench.study import derive_seed
+
+        name += f"-tricks{derive_seed(_tricks(args.tricks)) % 10**6:06d}"
     if not name or "/" in name or name.startswith("."):
         raise UsageError(f"--name must be a plain directory name, got '{name}'")
     # Absolute paths: Ray trials do not run in the driver's directory.
@@ -155,10 +162,24 @@ def _study(args: argparse.Namespace):
     base.update({k: v for k, v in (("precision", args.precision), ("compile", args.compile),
                                    ("cuda_graphs", args.cuda_graphs)) if v not in ("fp32", False)})
     return Study(name=name, datasets=datasets_, losses=names, archs=_names(args.archs) if args.archs else None,
+                 tricks=_tricks(args.tricks),
                  budget=args.budget, space=space.to_dict(), search=args.search, early_stop=args.early_stop,
                  seeds=args.seeds, steps=args.steps, epochs=args.epochs, eval_every=args.eval_every,
                  metrics=_names(args.metrics) if args.metrics else [], eval_samples=args.samples, seed=args.seed,
                  base=base, plugins=plugins.travel())
+
+
+def _tricks(text: str | None) -> list[str]:
+    """--tricks in canonical spellings (bench.tricks.parse), each once."""
+    from bench import tricks
+
+    if text is None:
+        return [tricks.NONE]
+    out = [tricks.parse(t) for t in text.split(",")]
+    twice = sorted({t for t in out if out.count(t) > 1})
+    if twice:
+        raise UsageError(f"--tricks names {twice[0]} twice (spellings of one trick are the same cell)")
+    return out
 
 
 def check_gpu_options(study) -> None:
