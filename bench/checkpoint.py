@@ -99,7 +99,9 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tupl
         raise UsageError(f"checkpoint {path} holds no readable run config ({type(e).__name__}: {_first_line(e)})") from None
     try:
         spec = models.DataSpec(ck["data_kind"], tuple(ck["data_shape"]))
-        G, _ = models.build(cfg.arch, spec, cfg.z_dim, cfg.d_norm, losses.loss_class(cfg.loss).d_head, g_norm=cfg.g_norm)
+        classes = int(ck["G"]["class_probs"].shape[0]) if cfg.conditional else 0
+        G, _ = models.build(cfg.arch, spec, cfg.z_dim, cfg.d_norm, losses.loss_class(cfg.loss).d_head, g_norm=cfg.g_norm,
+                            n_classes=classes)
     except (KeyError, TypeError, ValueError) as e:  # UsageError is a ValueError
         raise UsageError(f"checkpoint {path} does not fit arch '{cfg.arch}': {e}") from None
     try:

@@ -51,6 +51,9 @@ class TrainConfig:
     d_minibatch: str = "none"
     # G's normalization: its batch norm, or reference / virtual batch norm (Salimans 2016, models.reference_norm)
     g_norm: str = "batch"
+    # class-conditional G and D on labelled data (models.conditional): conditional batch norm in G, a
+    # projection discriminator (Miyato & Koyama 2018)
+    conditional: bool = False
     loss_params: dict[str, float] = field(default_factory=dict)
     r1_gamma: float = 0.0  # R1 penalty weight (Mescheder 2018); 0 = off
     r2_gamma: float = 0.0  # R2 penalty weight (Mescheder 2018: R1 on generated samples); 0 = off
@@ -177,6 +180,12 @@ class TrainConfig:
         need(not (self.g_norm != "batch" and self.compile),
              f"g_norm {self.g_norm} switches its layers between the reference and the real batch, which --compile "
              "does not follow; run without --compile")
+        need(isinstance(self.conditional, bool), f"conditional must be true or false, got {self.conditional!r}")
+        if self.conditional:
+            clash = [name for name, on in (("--compile", self.compile), ("--cuda-graphs", self.cuda_graphs),
+                                           ("unrolled GAN", self.unrolled_steps > 0)) if on]
+            need(not clash, f"a conditional GAN sets its batch's labels on G and D at every step, which does not "
+                            f"combine with {', '.join(clash)}; run without it")
         need(_finite(self.feature_matching) and self.feature_matching >= 0,
              f"feature matching weight must be >= 0, got {self.feature_matching!r}")
         need(isinstance(self.fm_layer, int) and not isinstance(self.fm_layer, bool) and self.fm_layer >= 1,

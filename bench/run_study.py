@@ -30,6 +30,7 @@ from bench.study import Cell, Study, TrialSpec, cells, make_trial, sample_config
 class DataInfo:
     n_train: int | None
     spec: Any
+    classes: int = 0
 
 
 def data_info(study: Study) -> dict[str, DataInfo]:
@@ -39,7 +40,7 @@ def data_info(study: Study) -> dict[str, DataInfo]:
     out = {}
     for name in study.datasets:
         ds = datasets.get(name, root=root, resolution=res)
-        out[name] = DataInfo(ds.n, ds.spec)
+        out[name] = DataInfo(ds.n, ds.spec, ds.classes)
     return out
 
 
@@ -78,7 +79,7 @@ def validate(study: Study) -> dict[str, DataInfo]:
     info = data_info(study)
     for cell in cells(study):
         try:
-            check_cell(study, cell, info[cell.dataset].spec)
+            check_cell(study, cell, info[cell.dataset])
         except UsageError as e:
             raise UsageError(f"{cell.key}: {e}") from None
     for d in study.datasets:
@@ -86,7 +87,7 @@ def validate(study: Study) -> dict[str, DataInfo]:
     return info
 
 
-def check_cell(study: Study, cell: Cell, spec: Any) -> None:
+def check_cell(study: Study, cell: Cell, data: DataInfo) -> None:
     """Every config the cell samples resolves (space values a loss rejects, a trick a loss has no
     parameter for), and its nets build with each structural setting the configs take (a trick that
     does not fit the loss or arch): UsageError with the check's one line."""
@@ -95,13 +96,13 @@ def check_cell(study: Study, cell: Cell, spec: Any) -> None:
 
     configs = [make_trial(study, cell, "search", cid, 0, hp, 1).train_config()
                for cid, hp in enumerate(sample_configs(study, cell, study.budget))]
-    structural = ("z_dim", "d_norm", "d_minibatch", "g_norm", "fm_layer", "fm_alone")
+    structural = ("z_dim", "d_norm", "d_minibatch", "g_norm", "fm_layer", "fm_alone", "conditional")
     seen = set()
     for cfg in configs:
         shape = (*(getattr(cfg, k) for k in structural), cfg.feature_matching > 0, cfg.unrolled_steps > 0)
         if shape not in seen:
             seen.add(shape)
-            build_nets(cfg, spec, losses.get(cfg.loss, **cfg.loss_params))
+            build_nets(cfg, data.spec, losses.get(cfg.loss, **cfg.loss_params), data.classes)
 
 
 def create(study: Study, where: Path | StudyDir) -> None:

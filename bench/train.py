@@ -167,7 +167,9 @@ class Trainee:
         regs = Regularizers(r1_gamma=cfg.r1_gamma, r2_gamma=cfg.r2_gamma, noise_std=cfg.noise_std,
                             noise_anneal_steps=cfg.noise_anneal_steps)
         torch.manual_seed(cfg.seed)
-        G, D, fm_layer = build_nets(cfg, data.spec, loss)
+        G, D, fm_layer = build_nets(cfg, data.spec, loss, data.classes)
+        if cfg.conditional:  # scoring draws labels as the data has them
+            G.class_probs.copy_(torch.bincount(data.labels.cpu(), minlength=data.classes).double() / data.n)
         G, D = prepare_cuda(G.to(device), D.to(device), device)
         if cfg.g_norm != "batch":  # the reference batch, drawn once (stored in G's state: checkpoints keep it)
             with torch.no_grad():
@@ -225,10 +227,11 @@ class Trainee:
     def d_step(self, at: int | torch.Tensor, measure: bool = False) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """One D update on a fresh real and fake batch (D's weights must require grad). Returns its
         loss; with ``measure``, (loss, D's gradient norm, mean D(real), mean D(fake), pairwise accuracy)."""
-        cfg, loss, regs, D, data = self.cfg, self.loss, self.regs, self.D, self.data
+        cfg, loss, regs, D = self.cfg, self.loss, self.regs, self.D
         n = cfg.batch_size
+        real_batch = self.real_batch(n)
         with autocast(cfg.precision, cache=not cfg.cuda_graphs):
-            real = regs.perturb(data.sample(n), at)
+            real = regs.perturb(real_batch(), at)
             with torch.no_grad():
                 fake = regs.perturb(self.g_fwd(sample_z(n, cfg, self.device)), at)
             real_out, fake_out = self.d_fwd(real).float(), self.d_fwd(fake).float()  # .float(): a no-op in fp32
@@ -245,6 +248,16 @@ class Trainee:
         self.opt_d.step()
         loss.after_d_step(D, real_out.detach(), fake_out.detach())
         return measured if measure else d_loss
+
+    def real_batch(self, n: int) -> Callable[[], torch.Tensor]:
+        """The step's real batch, as a function called where the step uses it: an unconditional step
+        draws it there (its RNG order); a conditional one draws it now with its labels, which then
+        condition G and D for the whole step (the fakes are generated for the real batch's labels,
+        so every D call of the step, penalties included, sees one consistent labelling)."""
+        if not self.cfg.conditional:
+            return lambda: self.data.sample(n)
+        x, self.G.labels.y = self.data.sample_labelled(n)
+        return lambda: x
 
     def _unrolled_g_objective(self, fake: torch.Tensor, at: int | torch.Tensor) -> torch.Tensor:
         """G's loss against D after cfg.unrolled_steps differentiable steps (losses.unrolled); each
@@ -268,18 +281,19 @@ class Trainee:
     def g_objective(self, at: int | torch.Tensor) -> torch.Tensor:
         """G's loss on a fresh batch (and a real one when the loss compares with it), not yet
         backpropagated: ``step`` minimises it, ``bench.diagnose`` measures its gradient."""
-        cfg, loss, regs, data = self.cfg, self.loss, self.regs, self.data
+        cfg, loss, regs = self.cfg, self.loss, self.regs
+        real_batch = self.real_batch(cfg.batch_size)
         with autocast(cfg.precision, cache=not cfg.cuda_graphs):
             fake = regs.perturb(self.g_fwd(sample_z(cfg.batch_size, cfg, self.device)), at)
             if cfg.unrolled_steps:
                 return self._unrolled_g_objective(fake, at)
             if self.fm_layer is None:
                 fake_out = self.d_fwd(fake).float()
-                real_out = self.d_fwd(regs.perturb(data.sample(cfg.batch_size), at)).float() if loss.g_uses_real else None
+                real_out = self.d_fwd(regs.perturb(real_batch(), at)).float() if loss.g_uses_real else None
                 return loss.g_loss(fake_out, real_out)
             # Feature matching: D's features of a real batch too (D is frozen here; only G moves).
             fake_out, f_fake = FM.features_and_scores(self.d_fwd, self.fm_layer, fake)
-            real_out, f_real = FM.features_and_scores(self.d_fwd, self.fm_layer, regs.perturb(data.sample(cfg.batch_size), at))
+            real_out, f_real = FM.features_and_scores(self.d_fwd, self.fm_layer, regs.perturb(real_batch(), at))
             g = loss.g_loss(fake_out.float(), real_out.float() if loss.g_uses_real else None)
             return FM.combine(g, FM.feature_matching_loss(f_real.float(), f_fake.float()), cfg.feature_matching, cfg.fm_alone)
 
@@ -371,13 +385,19 @@ def train(cfg: TrainConfig, out: str | Path, *, callbacks: Sequence[Callback] = 
     return result
 
 
-def build_nets(cfg: TrainConfig, spec: Any, loss: losses.Loss) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module | None]:
-    """G, D and feature matching's layer of D (or None) for ``cfg`` on data of this ``spec``, from
+def build_nets(cfg: TrainConfig, spec: Any, loss: losses.Loss, classes: int = 0,
+               ) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module | None]:
+    """G, D and feature matching's layer of D (or None) for ``cfg`` on data of this ``spec`` (with
+    ``classes`` labels: a conditional run needs them), from
     torch's current RNG state. Every check of whether the run's settings fit its loss and arch that
     needs the nets is here, so a study can make it for each cell before anything is written
     (UsageError, one line)."""
+    if cfg.conditional and not classes:
+        raise UsageError(f"a conditional GAN needs class labels; {cfg.dataset} has none (digits, stacked-digits, mnist, "
+                         "fashion-mnist and cifar10 have them)")
     try:
-        G, D = models.build(cfg.arch, spec, cfg.z_dim, cfg.d_norm, loss.d_head, cfg.d_minibatch, cfg.g_norm)
+        G, D = models.build(cfg.arch, spec, cfg.z_dim, cfg.d_norm, loss.d_head, cfg.d_minibatch, cfg.g_norm,
+                            classes if cfg.conditional else 0)
         fm_layer = _feature_matching_layer(cfg, loss, D)
         _check_unrollable(cfg, loss)
     except ValueError as e:

@@ -65,6 +65,8 @@ TRICKS: dict[str, Trick] = {t.name: t for t in (
           lambda v: {"g_norm": "reference"}),
     Trick("virtual-bn", "G's batch norm from the reference batch plus the sample (Salimans et al. 2016)",
           lambda v: {"g_norm": "virtual"}),
+    Trick("conditional", "class-conditional G (conditional batch norm) and projection D (Miyato & Koyama 2018)",
+          lambda v: {"conditional": True}),
     Trick("spectral-norm", "spectral normalization of D's weights (Miyato et al. 2018)",
           lambda v: {"d_norm": "spectral"}),
 )}

@@ -9,6 +9,7 @@ from bench.errors import UsageError
 from models import CODE_DIM, HEADS, NORMS, DataSpec, builder, names
 from models.layers import AutoencoderD, LogitD, spectral_norm_all_
 from models import G_NORMS
+from models.conditional import make_conditional
 from models.minibatch import KINDS, add_minibatch_layer_
 from models.reference_norm import ReferenceNormG
 
@@ -27,13 +28,14 @@ def _check_choice(what: str, value: str, known: tuple[str, ...] | list[str]) -> 
 
 def build(
     arch: str, spec: DataSpec, z_dim: int, d_norm: str = "none", d_head: str = "logit", d_minibatch: str = "none",
-    g_norm: str = "batch",
+    g_norm: str = "batch", n_classes: int = 0,
 ) -> tuple[nn.Module, nn.Module]:
     """Build (G, D) for `spec`. Raises ValueError for an unknown arch / norm / head, a
     non-positive z_dim, or data the arch cannot model. Freshly initialized, in train mode.
     ``d_minibatch``: a layer that lets D compare a sample with its batch (``models.minibatch``);
     ``g_norm``: G's batch norms as they are, or reference/virtual BN (``models.reference_norm``; the
-    caller fills G's ``z_ref``)."""
+    caller fills G's ``z_ref``); ``n_classes`` > 0: a class-conditional pair, conditional batch norm in
+    G and a projection D (``models.conditional``)."""
     _check_choice("arch", arch, names())
     _check_choice("d_norm", d_norm, NORMS)
     _check_choice("d_head", d_head, HEADS)
@@ -57,6 +59,16 @@ def build(
             add_minibatch_layer_(d.net, d_minibatch)
         except ValueError as e:
             raise UsageError(f"arch '{arch}': {e}") from None
+    if n_classes:
+        if d_head != "logit":
+            raise UsageError(f"a conditional GAN needs a logit discriminator for its projection; this loss's D is an "
+                             f"{d_head} (began)")
+        if g_norm != "batch":
+            raise UsageError(f"a conditional G conditions its batch norms; g_norm {g_norm} replaces them: use one or the other")
+        try:
+            g, d = make_conditional(g, d, n_classes, spectral=d_norm == "spectral")
+        except ValueError as e:
+            raise UsageError(f"conditional: arch '{arch}': {e}") from None
     if d_norm == "spectral":
         spectral_norm_all_(d)
     return g, d

@@ -57,8 +57,11 @@ def _generate(path: str, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     n = N_POINTS if cfg.arch == "mlp" else N_IMAGES
     z = torch.rand(n, cfg.z_dim, generator=g) * 2 - 1 if cfg.z_dist == "uniform" else torch.randn(n, cfg.z_dim, generator=g)
+    from models.conditional import sample_labels
+
+    y = sample_labels(G, n, g)  # a conditional G: classes as its data has them
     with torch.no_grad():
-        x = G(z).float().cpu()
+        x = (G(z) if y is None else G(z, y)).float().cpu()
     if x.dim() != 2:
         return "images", x, None, cfg, ""
     real, label = None, ""

@@ -64,6 +64,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--g-norm", default="batch", choices=models.G_NORMS,
                    help="G's normalization: its batch norm (default), or reference / virtual batch norm "
                         "(Salimans et al. 2016: statistics from a fixed reference batch)")
+    p.add_argument("--conditional", action="store_true",
+                   help="class-conditional G and D on labelled data (digits, stacked-digits): conditional batch norm "
+                        "in G, a projection discriminator (Miyato & Koyama 2018)")
     p.add_argument("--d-minibatch", default="none", choices=models.MINIBATCH,
                    help="a D layer comparing each sample with its batch: stddev (Karras et al. 2018) or "
                         "discrimination (minibatch discrimination, Salimans et al. 2016); default none")
@@ -130,7 +133,7 @@ def _train_config(args: argparse.Namespace):
     return TrainConfig(
         dataset=args.dataset, loss=args.loss, arch=args.arch or default_arch(args.dataset), steps=args.steps, batch_size=args.batch_size,
         z_dim=args.z_dim, z_dist=args.z_dist, lr=args.lr, lr_d=args.lr_d, beta1=args.beta1, beta2=args.beta2, n_disc=args.n_disc,
-        d_norm=args.d_norm, d_minibatch=args.d_minibatch, g_norm=args.g_norm, unrolled_steps=args.unrolled_steps, loss_params=loss_params, seed=args.seed, resolution=args.resolution,
+        d_norm=args.d_norm, d_minibatch=args.d_minibatch, g_norm=args.g_norm, conditional=args.conditional, unrolled_steps=args.unrolled_steps, loss_params=loss_params, seed=args.seed, resolution=args.resolution,
         data_root=args.data_root, log_every=args.log_every, ckpt_every=args.ckpt_every,
         health_every=args.health_every, device=args.device,
         precision=args.precision, compile=args.compile, cuda_graphs=args.cuda_graphs,

@@ -47,6 +47,11 @@ class Dataset:
     std: float | None = None
     n: int | None = None                    # number of images; None for mixtures (infinite)
     info: dict[str, Any] = field(default_factory=dict)  # provenance: resolution, resize filter, cache file...
+    # Class labels of a labelled dataset (conditional GANs, intra-class metrics): ``classes`` of them,
+    # int64 [N] from ``label_source`` on first use (computing them may cost seconds: only who needs them pays)
+    classes: int = 0
+    label_source: Callable[[], torch.Tensor] | None = field(default=None, repr=False, compare=False)
+    _labels: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     # -- training batches ----------------------------------------------------------------------
     def sample(self, n: int, device: torch.device | str | None = None) -> torch.Tensor:
@@ -59,6 +64,25 @@ class Dataset:
             k = torch.randint(self.centres.shape[0], (n,), device=self.centres.device)
             x = self.centres[k] + self.std * torch.randn(n, 2, device=self.centres.device)
         return x if device is None else x.to(device)
+
+    def sample_labelled(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` random images and their class labels: the same draw as ``sample`` (same RNG use)."""
+        labels = self.labels
+        if labels is None:
+            raise UsageError(f"{self.name} has no class labels")
+        n = _count(n, "n")
+        idx = torch.randint(self.images.shape[0], (n,), device=self.images.device)
+        return self.images[idx].float() / 127.5 - 1, labels[idx]
+
+    @property
+    def labels(self) -> torch.Tensor | None:
+        """int64 [N]: image i's class in 0..classes-1 (None for unlabelled data)."""
+        if self._labels is None and self.label_source is not None:
+            y = self.label_source().long()
+            if y.shape != (self.n,) or int(y.min()) < 0 or int(y.max()) >= self.classes:
+                raise AssertionError(f"{self.name}: labels {tuple(y.shape)} do not fit {self.n} images of {self.classes} classes")
+            self._labels = y.to(self.images.device)
+        return self._labels
 
     # -- deterministic views (metrics) ---------------------------------------------------------
     def real(self, n: int | None = None) -> torch.Tensor:
@@ -97,6 +121,7 @@ class Dataset:
             images=None if self.images is None else self.images.to(device),
             centres=None if self.centres is None else self.centres.to(device),
             info=dict(self.info),
+            _labels=None if self._labels is None else self._labels.to(device),
         )
 
     @property
@@ -115,6 +140,12 @@ def _count(n: Any, what: str) -> int:
 
 def _seed_of(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") & (2**63 - 1)
+
+
+def with_labels(ds: Dataset, classes: int, source: Callable[[], torch.Tensor]) -> Dataset:
+    """``ds`` with its class labels: ``source()`` gives int64 [N] in 0..classes-1, read on first use."""
+    ds.classes, ds.label_source = classes, source
+    return ds
 
 
 def images_dataset(name: str, split: str, images: torch.Tensor, **info: Any) -> Dataset:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.data.core import Dataset, Request, file_backed
+from bench.data.core import Dataset, Request, file_backed, with_labels
 from bench.errors import DataNotFound, UsageError
 
 # CelebA (and folder:PATH) resizing. compare_gan used TF1 tf.image.resize_images (bilinear, no
@@ -50,6 +50,8 @@ def resize_uint8(x: torch.Tensor, resolution: int) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------
 IDX_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
 IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned byte, 3 dimensions
+IDX_LABEL_FILES = {"train": "train-labels-idx1-ubyte", "test": "t10k-labels-idx1-ubyte"}
+IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned byte, 1 dimension
 
 
 def read_idx_images(path: Path) -> np.ndarray:
@@ -70,6 +72,22 @@ def read_idx_images(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(n, h, w)
 
 
+def read_idx_labels(path: Path) -> np.ndarray:
+    """uint8 [N] from an idx1-ubyte label file, gzipped or not."""
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:
+        raise UsageError(f"{path}: cannot read ({e})") from e
+    if len(data) < 8:
+        raise UsageError(f"{path}: too short for an idx label file ({len(data)} bytes)")
+    magic, n = struct.unpack(">II", data[:8])
+    if magic != IDX_LABELS_MAGIC or len(data) != 8 + n:
+        raise UsageError(f"{path}: not an idx1-ubyte label file (magic {magic}, {len(data) - 8} labels for {n})")
+    return np.frombuffer(data, dtype=np.uint8, offset=8)
+
+
 def _idx_dataset(req: Request, name: str, dirs: tuple[str, str]) -> Dataset:
     base = IDX_FILES[req.split]
     cands = [req.root / d for d in dirs]
@@ -85,7 +103,15 @@ def _idx_dataset(req: Request, name: str, dirs: tuple[str, str]) -> Dataset:
         x = torch.from_numpy(read_idx_images(files[0]).copy()).unsqueeze(1)
         return resize_uint8(x, req.resolution)
 
-    return file_backed(req, name, cands[0], locate, read, resize=TENSOR_RESIZE)
+    def labels() -> torch.Tensor:  # read when a conditional run or intra-class metric asks
+        want = IDX_LABEL_FILES[req.split]
+        for d in cands:
+            for fname in (want, want + ".gz"):
+                if (d / fname).is_file():
+                    return torch.from_numpy(read_idx_labels(d / fname).astype(np.int64))
+        raise DataNotFound(f"{name}: class labels need {want}[.gz] in {cands[0]} or {cands[1]}; {_HINT}")
+
+    return with_labels(file_backed(req, name, cands[0], locate, read, resize=TENSOR_RESIZE), 10, labels)
 
 
 def mnist(req: Request) -> Dataset:
@@ -138,6 +164,18 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 def load_cifar_batch(path: Path) -> np.ndarray:
     """uint8 [N, 3, 32, 32] (CHW: the file stores the R, G, B planes of each image in turn)."""
+    return _cifar_field(path, "data", lambda d: isinstance(d, np.ndarray) and d.dtype == np.uint8 and d.ndim == 2
+                        and d.shape[1] == 3072, "uint8 [N, 3072]").reshape(-1, 3, 32, 32)
+
+
+def load_cifar_labels(path: Path) -> np.ndarray:
+    """int64 [N]: the classes 0..9 of a CIFAR-10 batch's images (its b'labels')."""
+    labels = _cifar_field(path, "labels", lambda d: isinstance(d, list) and all(isinstance(v, int) and 0 <= v < 10 for v in d),
+                          "a list of ints in 0..9")
+    return np.asarray(labels, dtype=np.int64)
+
+
+def _cifar_field(path: Path, key: str, ok, what: str):
     try:
         with open(path, "rb") as f:
             obj = RestrictedUnpickler(f, encoding="latin1").load()
@@ -147,11 +185,11 @@ def load_cifar_batch(path: Path) -> np.ndarray:
         raise UsageError(f"{path}: not a CIFAR-10 python batch ({type(e).__name__}: {e})") from e
     data = None
     if isinstance(obj, dict):
-        data = obj.get(b"data", obj.get("data"))
-    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072):
+        data = obj.get(key.encode(), obj.get(key))
+    if not ok(data):
         got = type(data).__name__ if not isinstance(data, np.ndarray) else f"{data.dtype} {data.shape}"
-        raise UsageError(f"{path}: expected a dict with b'data' uint8 [N, 3072], got {got}")
-    return data.reshape(-1, 3, 32, 32)
+        raise UsageError(f"{path}: expected a dict with b'{key}' {what}, got {got}")
+    return data
 
 
 def cifar10(req: Request) -> Dataset:
@@ -170,7 +208,10 @@ def cifar10(req: Request) -> Dataset:
         x = torch.from_numpy(np.concatenate([load_cifar_batch(f) for f in files]))
         return resize_uint8(x, req.resolution)
 
-    return file_backed(req, "cifar10", d, locate, read, resize=TENSOR_RESIZE)
+    def labels() -> torch.Tensor:
+        return torch.from_numpy(np.concatenate([load_cifar_labels(f) for f in locate()]))
+
+    return with_labels(file_backed(req, "cifar10", d, locate, read, resize=TENSOR_RESIZE), 10, labels)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.data.core import (CACHE_VERSION, Dataset, Request, cache_path, cached, images_dataset,
-                             short_hash)
+                             short_hash, with_labels)
 
 # ----------------------------------------------------------------------------------------------
 # 2-D mixtures
@@ -68,8 +68,17 @@ def digits(req: Request) -> Dataset:
     key = short_hash([CACHE_VERSION, "digits", version("scikit-learn"), req.resolution])
     path = cache_path("digits", "all", req.resolution, key)
     images = cached(path, lambda: digits_uint8(req.resolution), {"name": "digits", "resolution": req.resolution})
-    return images_dataset("digits", req.split, images, cache=str(path), source="sklearn.datasets.load_digits",
-                          note="no held-out split: train and test are the same 1,797 images")
+    ds = images_dataset("digits", req.split, images, cache=str(path), source="sklearn.datasets.load_digits",
+                        note="no held-out split: train and test are the same 1,797 images")
+    return with_labels(ds, 10, digits_labels)
+
+
+def digits_labels() -> torch.Tensor:
+    """int64 [1797]: each digit's class (scikit-learn's ``target``)."""
+    from sklearn.datasets import load_digits  # bundled with scikit-learn: never downloads
+
+    return torch.from_numpy(load_digits().target).long()
+
 
 
 # ----------------------------------------------------------------------------------------------
@@ -119,8 +128,10 @@ def stacked_digits(req: Request) -> Dataset:
     path = cache_path("stacked-digits", req.split, req.resolution, key)
     images = cached(path, lambda: stacked_digits_uint8(count, seed, req.resolution),
                     {"name": "stacked-digits", "seed": seed, "count": count, "resolution": req.resolution})
-    return images_dataset("stacked-digits", req.split, images, cache=str(path), seed=seed, modes=1000,
-                          source="sklearn.datasets.load_digits, three per image (one per channel)")
+    ds = images_dataset("stacked-digits", req.split, images, cache=str(path), seed=seed, modes=1000,
+                        source="sklearn.datasets.load_digits, three per image (one per channel)")
+    # the class of an image is its mode, 100 a + 10 b + c for the channels' digits a, b, c
+    return with_labels(ds, 1000, lambda: stacked_digits_labels(req.split, count) @ torch.tensor([100, 10, 1]))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -203,6 +203,8 @@ register_metric("dc", "bench.metrics.density_coverage:metric", needs="features",
                 higher_is_better=("density", "coverage"), columns=())
 register_metric("is", "bench.metrics.fidelity:inception_score", needs="logits", keys=("is", "is_std"),
                 higher_is_better=("is",), columns=(), descriptive=("is_std",))
+register_metric("intra_fid", "bench.metrics.intra_fid:metric", needs="features", keys=("intra_fid", "intra_fid_classes"),
+                columns=("intra_fid",), descriptive=("intra_fid_classes",))
 register_metric("modes", "bench.metrics.modes:metric", needs="samples",
                 keys=("modes", "modes_total", "hq_fraction", "mode_kl", "modes_mask"), higher_is_better=("modes", "hq_fraction"),
                 columns=("modes", "modes_total", "hq_fraction", "mode_kl"), descriptive=("modes_total", "modes_mask"))

@@ -29,15 +29,27 @@ def latents(n: int, z_dim: int, z_dist: str, g: torch.Generator) -> torch.Tensor
 
 def sampler(G: Callable[[torch.Tensor], torch.Tensor], z_dim: int, z_dist: str = "uniform", *, seed: int = 0,
             device: torch.device | str = "cpu", batch_size: int = DEFAULTS["gen_batch_size"]) -> Generate:
-    """``n -> G(z)`` for n latents from the prior, in batches, as float32 on the CPU."""
+    """``n -> G(z)`` for n latents from the prior, in batches, as float32 on the CPU. A conditional G
+    (``models.conditional``) gets labels y drawn from its data's class frequencies by the same seeded
+    generator after z; the sampler's ``labels(n)`` gives them (None for an unconditional G)."""
     if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim <= 0:
         raise UsageError(f"z-dim must be a positive integer, got {z_dim!r}")
+    from models.conditional import sample_labels
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        g = torch.Generator().manual_seed(seed)
+        z = latents(n, z_dim, z_dist, g)  # one draw: z ignores batch_size
+        return z, sample_labels(G, n, g)
 
     def generate(n: int) -> torch.Tensor:
-        z = latents(n, z_dim, z_dist, torch.Generator().manual_seed(seed))  # one draw: z ignores batch_size
+        z, y = draw(n)
         with torch.no_grad():
-            return torch.cat([G(b.to(device)).detach().float().cpu() for b in z.split(batch_size)])
+            if y is None:
+                return torch.cat([G(b.to(device)).detach().float().cpu() for b in z.split(batch_size)])
+            return torch.cat([G(b.to(device), c.to(device)).detach().float().cpu()
+                              for b, c in zip(z.split(batch_size), y.split(batch_size))])
 
+    generate.labels = lambda n: draw(n)[1]  # type: ignore[attr-defined]
     return generate
 
 

@@ -34,6 +34,7 @@ class Features:
     samples: torch.Tensor              # points [N, 2] or uint8 images [N, C, H, W]
     features: torch.Tensor | None      # extractor.feature_layer
     logits: torch.Tensor | None        # extractor.logits_layer
+    labels: torch.Tensor | None = None  # the classes a conditional G was asked for (int64 [N]), else None
 
 
 @dataclass
@@ -75,6 +76,8 @@ class Scorer:
             with_modes = ", ".join(d for d in datasets.names() if datasets.describe(d).modes)
             raise UsageError(f"metric modes applies to datasets with modes ({with_modes}), not {dataset}")
         ds = datasets.get(dataset, root=data_root, resolution=resolution, split=split)
+        if "intra_fid" in metric_list and not ds.classes:
+            raise UsageError(f"metric intra_fid needs a labelled dataset (digits, stacked-digits, mnist, fashion-mnist, cifar10), not {dataset}")
         if probe is not None:
             check(probe(2), ds, 2)
         self.dataset, self.info, self.device, self.params = ds, info, torch.device(device), dict(DEFAULTS)
@@ -104,14 +107,17 @@ class Scorer:
         """Metric values, ``primary`` (``{"metric", "value", "lower_is_better"}``: the dataset's ranking
         metric, always computed) and ``provenance``; samples are float in the model range or uint8 images."""
         x = samples_or_generate_fn
+        labels = None
         if isinstance(x, torch.Tensor):
             n = _count(len(x), "the number of samples")  # given samples are scored all
         else:
-            n, x = self.n, x(self.n)
+            n = self.n
+            labels = x.labels(n) if hasattr(x, "labels") else None  # a conditional generator's classes
+            x = x(n)
         x, nonfinite = check(x, self.dataset, n)
         ex = self.extractor
         feats = ex(x, self.params["fe_batch_size"])
-        gen = Features(x, feats[ex.feature_layer], feats.get(ex.logits_layer) if ex.logits_layer else None)
+        gen = Features(x, feats[ex.feature_layer], feats.get(ex.logits_layer) if ex.logits_layer else None, labels)
         ctx = Context(self.dataset, self.info, ex, self.classifier, self.params, self._provenance(n, nonfinite))
         out: dict[str, Any] = {}
         for m in self.metrics:
