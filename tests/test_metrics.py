@@ -596,3 +596,29 @@ def test_2d_defaults_leave_kid_opt_in():
     assert "kid" in score_samples(x, "ring8", metrics=["kid"])
     both = score_samples(x, "ring8", metrics=["default", "kid"])  # bench score --metrics default,kid
     assert "kid" in both and "precision" in both and both["provenance"]["kid_sums"] == "moments"
+
+
+def test_kid_real_side_sums_are_cached_beside_the_reference(tmp_path, monkeypatch):
+    """A second process (here: a fresh Scorer reading the reference from disk) computes only KID's
+    generated and cross terms; the cached sums give the same KID bit for bit, and a torn file is
+    recomputed."""
+    from bench.metrics import kid as K
+
+    monkeypatch.setenv("GAN_BENCH_CACHE", str(tmp_path / "cache"))
+    gen = _mixture(datasets.get("ring8"), 3)
+    before = K.real_terms_computed
+    first = score_samples(gen, "ring8", metrics=["kid"], n=400)
+    assert K.real_terms_computed == before + 1
+    ref_dir = tmp_path / "cache" / "reference"
+    (ref_file,) = [f for f in ref_dir.glob("*.pt") if f.name == first["provenance"]["reference"]]
+    (term,) = [f for f in ref_dir.glob("*.pt") if f != ref_file]
+    assert term.name.startswith(ref_file.stem + ".kid-")
+    blob = torch.load(term, weights_only=True)
+    assert blob["value"].dtype == torch.float64 and blob["value"].shape == (first["provenance"]["kid_subsets"],)
+    second = score_samples(gen, "ring8", metrics=["kid"], n=400)
+    assert K.real_terms_computed == before + 1 and (second["kid"], second["kid_std"]) == (first["kid"], first["kid_std"])
+    uncached = score_samples(gen, "ring8", metrics=["kid"], n=400, cache=False)
+    assert uncached["kid"] == first["kid"] and K.real_terms_computed == before + 2
+    term.write_bytes(b"torn")
+    assert score_samples(gen, "ring8", metrics=["kid"], n=400)["kid"] == first["kid"]
+    assert K.real_terms_computed == before + 3

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 _BLOCK = 2048
+real_terms_computed = 0  # real-side subset sums computed in this process (the reference cache's tests read it)
 
 
 def subset_indices(n1: int, n2: int, size: int, subsets: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -139,6 +140,8 @@ def kid(gen: torch.Tensor, real: torch.Tensor, *, subset_size: int = 1000, subse
     real_term = None if real_cache is None else real_cache.get(key)  # sum_{j != j' in J_s} k(y_j, y_j')
     xx, yy, xy = _ROUTES[route](x, y, t1, t2, degree, gamma, coef0, need_yy=real_term is None)
     if real_term is None:
+        global real_terms_computed
+        real_terms_computed += 1
         diag_y = ((y * y).sum(1) * gamma + coef0) ** degree  # k(y_j, y_j)
         real_term = (yy - diag_y[t2].sum(1)).cpu()
         if real_cache is not None:

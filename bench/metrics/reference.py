@@ -7,6 +7,11 @@ class logits), FID's (mu, sigma) and the real samples' exact k-NN radii for dens
 generated side; it is written atomically and read with ``weights_only=True``. The key includes a
 sha256 of the real samples themselves, so changed data never meets stale features. ``computations``
 counts real-side computations in this process.
+
+KID's real-side subset sums (``bench.metrics.kid``: sum over j != j' in each real subset of k(y_j,
+y_j'), which depend on the subset draw, the kernel and the counts) are kept beside the reference
+file, one small file per setting (``RealTerms``), so that every trial of a study after the first
+computes only KID's generated and cross terms.
 """
 from __future__ import annotations
 
@@ -39,7 +44,7 @@ class Reference:
     key: dict
     path: Path | None = None
     prc_radii: torch.Tensor | None = None  # k-NN radii for precision, k = key["prc_k"] (float64 [n_real])
-    memo: dict = field(default_factory=dict, repr=False, compare=False)  # real-side terms kept in memory (KID)
+    memo: dict = field(default_factory=dict, repr=False, compare=False)  # real-side terms (KID): RealTerms when cached
 
 
 def reference_key(ds, real: torch.Tensor, extractor: Extractor, dc_k: int, prc_k: int = DEFAULTS["prc_k"]) -> dict:
@@ -53,6 +58,48 @@ def reference_key(ds, real: torch.Tensor, extractor: Extractor, dc_k: int, prc_k
 def reference_path(key: dict) -> Path:
     h = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
     return cache_root() / "reference" / f"{key['dataset'].replace('/', '_').replace(':', '_')[:40]}-{h}.pt"
+
+
+class RealTerms(dict):
+    """Real-side terms of one reference: in memory, and for tuple keys starting with "kid" also in a
+    file beside the reference (``<reference>.<hash of the term's key>.pt``, written atomically, read with
+    ``weights_only=True``; an unreadable one is recomputed). Other entries (the subset indices, cheap
+    to redraw) stay in memory."""
+
+    def __init__(self, reference: Path):
+        super().__init__()
+        self.reference = reference
+
+    def _file(self, key: tuple) -> Path:
+        h = hashlib.sha256(json.dumps([str(k) for k in key]).encode()).hexdigest()[:16]
+        return self.reference.with_name(f"{self.reference.stem}.{key[0]}-{h}.pt")
+
+    @staticmethod
+    def _on_disk(key) -> bool:
+        return isinstance(key, tuple) and bool(key) and key[0] == "kid"
+
+    def get(self, key, default=None):
+        if key in self or not self._on_disk(key):
+            return super().get(key, default)
+        try:
+            b = torch.load(self._file(key), map_location="cpu", weights_only=True)
+            if not (isinstance(b, dict) and b.get("key") == [str(k) for k in key] and isinstance(b.get("value"), torch.Tensor)):
+                raise ValueError("foreign or mismatched file")
+        except FileNotFoundError:
+            return default
+        except Exception as e:  # torn or foreign: recompute (and overwrite)
+            log.warning("reference term %s unreadable (%s); recomputing", self._file(key), e)
+            return default
+        super().__setitem__(key, b["value"])
+        return b["value"]
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        if self._on_disk(key):
+            try:
+                atomic_torch_save(self._file(key), {"key": [str(k) for k in key], "value": value})
+            except OSError as e:  # a read-only cache costs time, not correctness
+                log.warning("could not write reference term %s (%s)", self._file(key), e)
 
 
 def compute(real: torch.Tensor, extractor: Extractor, key: dict, batch_size: int = 64) -> Reference:
@@ -84,6 +131,7 @@ def load_or_compute(ds, real: torch.Tensor, extractor: Extractor, *, dc_k: int, 
         except OSError as e:  # a read-only cache costs time, not correctness
             log.warning("could not write reference cache %s (%s)", path, e)
     ref.path = path
+    ref.memo = RealTerms(path)
     return ref
 
 
