@@ -387,11 +387,10 @@ def train(cfg: TrainConfig, out: str | Path, *, callbacks: Sequence[Callback] = 
 
 def build_nets(cfg: TrainConfig, spec: Any, loss: losses.Loss, classes: int = 0,
                ) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module | None]:
-    """G, D and feature matching's layer of D (or None) for ``cfg`` on data of this ``spec`` (with
-    ``classes`` labels: a conditional run needs them), from
-    torch's current RNG state. Every check of whether the run's settings fit its loss and arch that
-    needs the nets is here, so a study can make it for each cell before anything is written
-    (UsageError, one line)."""
+    """G, D and feature matching's layer of D (or None) for ``cfg`` on data of this ``spec`` with
+    ``classes`` labels (a conditional run needs them), from torch's current RNG state. Every check
+    of whether the run's settings fit its loss and arch that needs the nets is here, so a study can
+    make it for each cell before anything is written (UsageError, one line)."""
     if cfg.conditional and not classes:
         raise UsageError(f"a conditional GAN needs class labels; {cfg.dataset} has none (digits, stacked-digits, mnist, "
                          "fashion-mnist and cifar10 have them)")

@@ -144,7 +144,7 @@ def _study(args: argparse.Namespace):
     datasets_ = _names(args.dataset)
     space = sweeps.load(args.space or default_space(datasets_))
     name = args.name or f"{'+'.join(d.replace(':', '_').replace('/', '_') for d in datasets_)}-{space.name}-b{args.budget}-seed{args.seed}"
-    if args.name is None and args.tricks is not None:  # a crossing is another study than the losses alone
+    if args.name is None and _tricks(args.tricks) != _tricks(None):  # a crossing is another study than the losses alone
         from bench.study import derive_seed
 
         name += f"-tricks{derive_seed(_tricks(args.tricks)) % 10**6:06d}"
