@@ -205,3 +205,11 @@ def test_a_study_crossing_tricks_runs_resumes_and_reports(tmp_path):
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["losses"] == ["none", "unrolled=2"] and "per trick cannot show a difference" in doc["headline"], doc["headline"]
+
+
+def test_bench_list_tricks_names_every_trick_with_what_it_sets():
+    r = run_cli("list", "tricks")
+    assert r.returncode == 0
+    for trick in tricks.TRICKS.values():
+        assert f"  {trick.usage()} " in r.stdout
+    assert "unrolled[=K]" in r.stdout and "sets unrolled_steps" in r.stdout and "r1=gamma" in r.stdout

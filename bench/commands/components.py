@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-WHAT = ("losses", "archs", "datasets", "metrics", "extractors", "spaces", "plugins")
+WHAT = ("losses", "tricks", "archs", "datasets", "metrics", "extractors", "spaces", "plugins")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", help="the registered losses, archs, datasets, metrics, extractors, spaces and plugins",
+    p = sub.add_parser("list", help="the registered losses, tricks, archs, datasets, metrics, extractors, spaces and plugins",
                        description="List what can be named on the command line, including what --plugin registered.")
     p.add_argument("what", nargs="?", choices=WHAT, help="one kind of component (default: all)")
     p.set_defaults(func=run)
@@ -79,11 +79,18 @@ def _spaces() -> list[str]:
     return sweeps.builtin_names() + ["(or a TOML/YAML file: --space FILE)"]
 
 
+def _tricks() -> list[str]:
+    from bench import tricks
+
+    return [f"{t.usage():<28} {t.paper}; sets {', '.join(t.settings(t.default if t.value else None)) or 'nothing'}"
+            for t in tricks.TRICKS.values()] + ["(bench run --tricks A,B+C: + joins tricks into one cell)"]
+
+
 def _plugins() -> list[str]:
     from bench import plugins
 
     return [f"{p.name} sha256 {p.sha256[:12]} ({p.path})" for p in plugins.loaded()] or ["(none loaded)"]
 
 
-LISTERS = {"losses": _losses, "archs": _archs, "datasets": _datasets, "metrics": _metrics,
+LISTERS = {"losses": _losses, "tricks": _tricks, "archs": _archs, "datasets": _datasets, "metrics": _metrics,
            "extractors": _extractors, "spaces": _spaces, "plugins": _plugins}
