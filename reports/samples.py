@@ -126,6 +126,6 @@ def sample_grid(rep: Report, trials: pd.DataFrame, dataset: str) -> tuple[bytes 
                       vmin=0, vmax=1, interpolation="nearest")
             ax.axis("off")
         ax.set_title(f"{loss} ({rep.name} {value}{label})", fontsize=9)
-    fig.suptitle(f"{dataset}: samples of each loss's best checkpoint"
+    fig.suptitle(f"{dataset}: samples of each {rep.factor}'s best checkpoint"
                  + (" (grey: real data)" if any(p[2][0] == "points" for p in panels) else ""), fontsize=10)
     return png(fig), notes
