@@ -45,8 +45,7 @@ def compare_along(table: pd.DataFrame, factor: str) -> pd.DataFrame:
             df[col] = df[col].where(df[col].notna() & (df[col].astype(object) != ""), unset)
         elif col == factor:
             df[col] = unset
-    if factor not in df.columns or factor.startswith("_") or factor in ("dataset", "phase", "status") \
-            or "dataset" not in df.columns:
+    if factor not in df.columns or not (factor in CELL or factor.startswith("hp_")) or "dataset" not in df.columns:
         cols = [*CELL, *sorted(c for c in df.columns if c.startswith("hp_"))]
         raise UsageError(f"--factor {factor!r} is not a column of the results; accepted: {', '.join(cols)}")
     levels = df[factor].dropna().astype(str).unique()

@@ -213,3 +213,12 @@ def test_bench_list_tricks_names_every_trick_with_what_it_sets():
     for trick in tricks.TRICKS.values():
         assert f"  {trick.usage()} " in r.stdout
     assert "unrolled[=K]" in r.stdout and "sets unrolled_steps" in r.stdout and "r1=gamma" in r.stdout
+
+
+def test_only_cell_columns_and_searched_hyperparameters_are_factors():
+    df = _table(np.random.default_rng(0), {("ns", "none"): 0, ("ns", "r1=1"): 0}, seeds=1, configs=2)
+    for bad in ("seed", "config_id", "w1", "_root"):
+        with pytest.raises(UsageError, match=f"--factor '{bad}' is not a column of the results; accepted: arch, loss, trick"):
+            compare_along(df, bad)
+    by_norm = compare_along(df.assign(hp_d_norm=["batch", "none"] * (len(df) // 2)), "hp_d_norm")
+    assert set(by_norm["loss"]) == {"batch", "none"} and set(by_norm["dataset"]) == {"ring8 [none]", "ring8 [r1=1]"}
