@@ -198,9 +198,15 @@ def hp_of_row(row: dict[str, Any] | pd.Series, loss: str) -> dict[str, Any]:
     import losses
     import sweeps
 
-    hp = {k: kind(row[f"hp_{k}"]) for k, kind in sweeps.SEARCHABLE.items() if f"hp_{k}" in row}
-    hp.update({f"loss.{k}": float(row[f"hp_{k}"]) for k in losses.loss_class(loss).params})
+    # a setting the row has no value for (rows from before it existed; NaN in a mixed table) keeps its default
+    hp = {k: kind(row[f"hp_{k}"]) for k, kind in sweeps.SEARCHABLE.items() if f"hp_{k}" in row and not _unset(row[f"hp_{k}"])}
+    hp.update({f"loss.{k}": float(row[f"hp_{k}"]) for k in losses.loss_class(loss).params
+               if f"hp_{k}" in row and not _unset(row[f"hp_{k}"])})
     return hp
+
+
+def _unset(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 def seed_trials(study: Study, info: dict[str, DataInfo], results: pd.DataFrame) -> list[TrialSpec]:

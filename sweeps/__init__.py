@@ -26,7 +26,8 @@ HERE = Path(__file__).parent
 # Hyperparameters a space may search at the top level (TrainConfig fields), with their kind.
 SEARCHABLE = {"lr": float, "lr_d": float, "beta1": float, "beta2": float, "n_disc": int, "d_norm": str,
               "batch_size": int, "z_dim": int, "r1_gamma": float, "r2_gamma": float, "noise_std": float,
-              "d_minibatch": str, "feature_matching": float, "unrolled_steps": int, "g_norm": str}
+              "d_minibatch": str, "feature_matching": float, "unrolled_steps": int, "g_norm": str,
+              "conditional": bool}
 DISTS = {"loguniform": ("low", "high"), "uniform": ("low", "high"), "choice": ("values",), "fixed": ("value",)}
 
 
@@ -153,8 +154,8 @@ def _dist(spec: Any, where: str, kind: type) -> Dist:
         raise UsageError(f"{where}: {dist} takes {', '.join(need)}" + (f"; unknown key '{extra[0]}'" if extra else f"; missing '{missing[0]}'"))
     if dist in ("loguniform", "uniform"):
         lo, hi = spec["low"], spec["high"]
-        if kind is str or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (lo, hi)):
-            raise UsageError(f"{where}: low and high must be finite numbers" + (" (this parameter takes choice or fixed)" if kind is str else ""))
+        if kind in (str, bool) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (lo, hi)):
+            raise UsageError(f"{where}: low and high must be finite numbers" + (" (this parameter takes choice or fixed)" if kind in (str, bool) else ""))
         if not lo < hi:
             raise UsageError(f"{where}: low ({lo}) must be below high ({hi})")
         if dist == "loguniform" and lo <= 0:
@@ -166,7 +167,9 @@ def _dist(spec: Any, where: str, kind: type) -> Dist:
     if not isinstance(values, list) or not values:
         raise UsageError(f"{where}: choice needs a non-empty list of values")
     for v in values:
-        ok = isinstance(v, str) if kind is str else isinstance(v, (int, float)) and not isinstance(v, bool)
+        ok = (isinstance(v, str) if kind is str else isinstance(v, bool) if kind is bool
+              else isinstance(v, (int, float)) and not isinstance(v, bool))
         if not ok or (kind is int and (not isinstance(v, int) or v <= 0)):
-            raise UsageError(f"{where}: value {v!r} is not a {'name' if kind is str else 'positive integer' if kind is int else 'number'}")
+            what = {str: "name", bool: "true or false", int: "positive integer"}.get(kind, "number")
+            raise UsageError(f"{where}: value {v!r} is not a {what}")
     return Dist("choice", values=tuple(values))

@@ -222,3 +222,31 @@ def test_only_cell_columns_and_searched_hyperparameters_are_factors():
             compare_along(df, bad)
     by_norm = compare_along(df.assign(hp_d_norm=["batch", "none"] * (len(df) // 2)), "hp_d_norm")
     assert set(by_norm["loss"]) == {"batch", "none"} and set(by_norm["dataset"]) == {"ring8 [none]", "ring8 [r1=1]"}
+
+
+def test_a_ledger_row_from_before_a_setting_existed_keeps_its_default():
+    """hp_of_row (seeds phase and TPE warm start): a setting whose column a row lacks, or holds NaN
+    for (a table mixing old and new rows), is left at its default, never read as NaN or True."""
+    from bench.run_study import hp_of_row
+
+    row = pd.Series({"hp_lr": 1e-3, "hp_conditional": float("nan"), "hp_label_smoothing": 0.1})
+    assert hp_of_row(row, "ns") == {"lr": 1e-3, "loss.label_smoothing": 0.1}
+    assert hp_of_row(pd.Series({"hp_conditional": np.True_}), "wgan") == {"conditional": True}
+
+
+def test_a_space_can_search_conditioning(tmp_path):
+    import sweeps
+
+    good = tmp_path / "c.toml"
+    good.write_text('extends = "lucic-wide"\n[params]\nconditional = { dist = "choice", values = [true, false] }\n')
+    sp = sweeps.load(str(good))
+    assert sp.params["conditional"].values == (True, False)
+    study = Study(name="s", datasets=["digits"], losses=["ns"], budget=12, space=sp.to_dict(), seeds=0, steps=5)
+    drawn = [hp["conditional"] for hp in sample_configs(study, cells(study)[0], 12)[1:]]
+    assert set(drawn) == {True, False}  # config 0, the published defaults, is unconditional
+    specs = [make_trial(study, cells(study)[0], "search", i, 0, hp, 5) for i, hp in enumerate(sample_configs(study, cells(study)[0], 12))]
+    assert [s.config["conditional"] for s in specs] == [False, *drawn] and [s.hp["conditional"] for s in specs[1:]] == drawn
+    bad = tmp_path / "b.toml"
+    bad.write_text('[params]\nconditional = { dist = "choice", values = ["yes"] }\n')
+    with pytest.raises(UsageError, match="value 'yes' is not a true or false"):
+        sweeps.load(str(bad))
