@@ -99,6 +99,7 @@ def test_intra_fid_is_the_mean_of_per_class_fids_from_torch_fidelity():
     rl[:20] = 3
     got = intra_fid.per_class(gf, gl, rf, rl)
     assert sorted(got) == [0, 1, 2]
+    assert intra_fid.per_class(torch.randn(300, 120), gl, torch.randn(400, 120), rl) == {}  # ~100 < 121 dims
     for c in range(3):
         want = fid_statistics_to_metric(fid_features_to_statistics(gf[gl == c]), fid_features_to_statistics(rf[rl == c]),
                                         verbose=False)["frechet_inception_distance"]
@@ -125,10 +126,12 @@ def test_a_conditional_run_trains_resumes_exactly_and_scores_by_class(tmp_path):
     assert torch.allclose(G.class_probs.double(), freq)
     y = sample_labels(G, 2000, torch.Generator().manual_seed(0))
     assert abs(float((y == 0).float().mean()) - float(freq[0])) < 0.03
-    r = run_cli("score", str(whole), "--metrics", "fid,intra_fid", "--samples", "400", "--json")
+    r = run_cli("score", str(whole), "--metrics", "fid,intra_fid", "--json")  # 1,797 samples: ~180 a class
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     assert s["intra_fid_classes"] == 10 and math.isfinite(s["intra_fid"]) and s["intra_fid"] > 0
+    r = run_cli("score", str(whole), "--metrics", "intra_fid", "--samples", "400", "--json")  # 40 < 65: none
+    assert r.returncode == 0 and json.loads(r.stdout)["intra_fid_classes"] == 0, r.stderr
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -5,8 +5,9 @@ real samples of class c, averaged over the classes,
     intra-FID = (1 / |C|) sum_{c in C} FID(features of G(z, c), features of real x with label c),
 
 each FID torch-fidelity's (``fid_features_to_statistics``, ``fid_statistics_to_metric``) on the
-dataset's extractor features (digits-cnn on digits). C: the classes with at least ``MIN_PER_CLASS``
-samples on both sides (a covariance of fewer samples says little); ``intra_fid_classes`` = |C|. The
+dataset's extractor features (digits-cnn on digits). C: the classes with more samples than feature
+dimensions on both sides, and at least ``MIN_PER_CLASS`` (a covariance of fewer is singular, and its
+FID mostly the estimator's bias); ``intra_fid_classes`` = |C|. The
 real side is the reference set (the split's first n_real images) with its labels. An unconditional
 generator has no classes asked for: NaN.
 """
@@ -22,7 +23,9 @@ MIN_PER_CLASS = 10
 
 def per_class(gen_features: torch.Tensor, gen_labels: torch.Tensor, real_features: torch.Tensor,
               real_labels: torch.Tensor, min_per_class: int = MIN_PER_CLASS) -> dict[int, float]:
-    """FID of each class with at least ``min_per_class`` samples on both sides."""
+    """FID of each class with at least ``min_per_class`` samples, and more than the feature
+    dimension, on both sides."""
+    min_per_class = max(min_per_class, gen_features.shape[1] + 1)
     out = {}
     for c in sorted(set(gen_labels.tolist()) & set(real_labels.tolist())):
         g, r = gen_features[gen_labels == c], real_features[real_labels == c]
