@@ -392,8 +392,9 @@ def build_nets(cfg: TrainConfig, spec: Any, loss: losses.Loss, classes: int = 0,
     of whether the run's settings fit its loss and arch that needs the nets is here, so a study can
     make it for each cell before anything is written (UsageError, one line)."""
     if cfg.conditional and not classes:
-        raise UsageError(f"a conditional GAN needs class labels; {cfg.dataset} has none (digits, stacked-digits, mnist, "
-                         "fashion-mnist and cifar10 have them)")
+        from bench.data.registry import labelled
+
+        raise UsageError(f"a conditional GAN needs class labels; {cfg.dataset} has none (labelled: {', '.join(labelled())})")
     try:
         G, D = models.build(cfg.arch, spec, cfg.z_dim, cfg.d_norm, loss.d_head, cfg.d_minibatch, cfg.g_norm,
                             classes if cfg.conditional else 0)

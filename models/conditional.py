@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-
 from torch.nn.utils.parametrizations import spectral_norm
 
 

@@ -143,11 +143,12 @@ def _study(args: argparse.Namespace):
     names = losses.names() if args.losses == "all" else _names(args.losses)
     datasets_ = _names(args.dataset)
     space = sweeps.load(args.space or default_space(datasets_))
+    tricks = _tricks(args.tricks)
     name = args.name or f"{'+'.join(d.replace(':', '_').replace('/', '_') for d in datasets_)}-{space.name}-b{args.budget}-seed{args.seed}"
-    if args.name is None and _tricks(args.tricks) != _tricks(None):  # a crossing is another study than the losses alone
+    if args.name is None and tricks != _tricks(None):  # a crossing is another study than the losses alone
         from bench.study import derive_seed
 
-        name += f"-tricks{derive_seed(_tricks(args.tricks)) % 10**6:06d}"
+        name += f"-tricks{derive_seed(tricks) % 10**6:06d}"
     if not name or "/" in name or name.startswith("."):
         raise UsageError(f"--name must be a plain directory name, got '{name}'")
     # Absolute paths: Ray trials do not run in the driver's directory.
@@ -162,7 +163,7 @@ def _study(args: argparse.Namespace):
     base.update({k: v for k, v in (("precision", args.precision), ("compile", args.compile),
                                    ("cuda_graphs", args.cuda_graphs)) if v not in ("fp32", False)})
     return Study(name=name, datasets=datasets_, losses=names, archs=_names(args.archs) if args.archs else None,
-                 tricks=_tricks(args.tricks),
+                 tricks=tricks,
                  budget=args.budget, space=space.to_dict(), search=args.search, early_stop=args.early_stop,
                  seeds=args.seeds, steps=args.steps, epochs=args.epochs, eval_every=args.eval_every,
                  metrics=_names(args.metrics) if args.metrics else [], eval_samples=args.samples, seed=args.seed,

@@ -178,6 +178,11 @@ def describe(name: str) -> DatasetInfo:
     return entry
 
 
+def labelled() -> list[str]:
+    """The datasets registered with class labels (conditional GANs, intra-class metrics)."""
+    return [e.shown for e in sorted(_REGISTRY.values(), key=lambda e: e.shown) if e.labels]
+
+
 def kind_of(name: str) -> str:
     """"points" or "images" for a dataset name, without loading it (unknown names: UsageError)."""
     return describe(name).kind

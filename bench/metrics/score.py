@@ -77,7 +77,9 @@ class Scorer:
             raise UsageError(f"metric modes applies to datasets with modes ({with_modes}), not {dataset}")
         ds = datasets.get(dataset, root=data_root, resolution=resolution, split=split)
         if "intra_fid" in metric_list and not ds.classes:
-            raise UsageError(f"metric intra_fid needs a labelled dataset (digits, stacked-digits, mnist, fashion-mnist, cifar10), not {dataset}")
+            from bench.data.registry import labelled
+
+            raise UsageError(f"metric intra_fid needs a labelled dataset ({', '.join(labelled())}), not {dataset}")
         if probe is not None:
             check(probe(2), ds, 2)
         self.dataset, self.info, self.device, self.params = ds, info, torch.device(device), dict(DEFAULTS)
