@@ -116,14 +116,12 @@ def status(study_dir: str | Path):
 
 
 def results(study_dir: str | Path):
-    """A study's results table (``<study>/results.parquet``, one row per finished trial)."""
+    """A study's results table (one row per finished trial; ``bench.results.read``)."""
     from bench import results as results_
-    from bench.study_dir import RESULTS
 
-    path = Path(study_dir)
-    if not (path / RESULTS).is_file() and not (path.is_file() and path.suffix == ".parquet"):
-        raise UsageError(f"no study results at {path} (expected a study directory made by bench run, or its {RESULTS})")
-    return results_.read(path)
+    if not results_.exists(study_dir):  # a directory, or an s3:// URI
+        raise UsageError(f"no study results at {study_dir} (expected a study directory made by bench run)")
+    return results_.read(study_dir)
 
 
 def report(*inputs: str | Path, **kw: Any) -> dict[str, Any]:

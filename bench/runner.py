@@ -364,7 +364,7 @@ def run_trials(driver: Driver, trials: Trials) -> None:
         row = make_row(driver.study_name, spec, res, status, error)
         try:
             ledger.add(row)
-        except OSError as e:  # results.parquet could not be replaced: the last good one is intact
+        except OSError as e:  # the part could not be written: the parts already written are intact
             if e.errno in STORAGE_ERRNOS:
                 storage_failure.append(e)
             raise

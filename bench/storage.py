@@ -5,9 +5,10 @@ for clusters whose nodes share no filesystem; its durable home holds the same fi
 study (the layout of ``bench.study_dir``), but nobody writes there as a path:
 
 - The driver works on a local copy of the study (``$GAN_BENCH_CACHE/studies/<name>-<hash of
-  bucket/path>``): the ledger is written there atomically as for a local study, then uploaded whole. S3
-  replaces an object atomically (a reader sees the old table or the new one), so the durable
-  ``results.parquet`` is a whole table at any moment, like the local one. ``.driver.lock`` guards the
+  bucket/path>``): each part of the ledger (``bench.results_store``) is written there atomically as
+  for a local study, then PUT as one object (S3 replaces an object atomically and lists
+  consistently), so the durable ``results/`` is a whole table at any moment, like the local one, and
+  recording a trial uploads one small part, not the table. ``.driver.lock`` guards the
   local copy only: two drivers on *different machines* against one S3 study are not detected.
 - A trial trains in a scratch directory on its node (``<tmp>/gan-bench/<hash>/<trial_id>``) and
   mirrors it to ``<study>/trials/<trial_id>/`` at every checkpoint (the checkpoint first, then the
@@ -154,6 +155,35 @@ class Remote:
         with _s3(f"{self.name}/{rel}"):
             infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
         return sorted(i.path[len(base) + 1:] for i in infos if i.type == pafs.FileType.File)
+
+
+    def delete(self, rel: str) -> None:
+        """Remove one object (none there: nothing to do)."""
+        with _s3(f"{self.name}/{rel}"):
+            try:
+                self.fs.delete_file(self._key(rel))
+            except FileNotFoundError:
+                pass
+
+
+@dataclass(frozen=True)
+class RemoteFolder:
+    """A ``bench.results_store.Folder`` on S3: parts are objects (a PUT replaces one atomically, and
+    S3's listings are strongly consistent, so the store's protocol holds as on a local disk)."""
+
+    remote: Remote
+
+    def names(self) -> list[str]:
+        return [f for f in self.remote.files() if "/" not in f]
+
+    def get(self, name: str) -> bytes | None:
+        return self.remote.read(name)
+
+    def put(self, name: str, data: bytes) -> None:
+        self.remote.write(name, data)
+
+    def delete(self, name: str) -> None:
+        self.remote.delete(name)
 
 
 def open_remote(uri: str, what: str) -> Remote:

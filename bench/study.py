@@ -86,6 +86,11 @@ def trick_of(value: Any) -> str:
     return value if isinstance(value, str) and value else T.NONE
 
 
+def cell_key_of(row: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(dataset, loss, arch, trick) of a results row (a dict): the cell it belongs to (``Cell.ident``)."""
+    return row["dataset"], row["loss"], row["arch"], trick_of(row.get("trick"))
+
+
 @dataclass(frozen=True)
 class Cell:
     """One cell of the grid: the unit that gets a budget of configs and a seeds phase. A cell
@@ -107,10 +112,13 @@ class Cell:
         base = f"{self.dataset}-{self.loss}-{self.arch}"
         return base if self.trick == T.NONE else f"{base}-{T.slug(self.trick)}"
 
+    @property
+    def ident(self) -> tuple[str, str, str, str]:
+        return self.dataset, self.loss, self.arch, self.trick
+
     def holds(self, row: dict[str, Any]) -> bool:
         """Whether a results row (a dict) belongs to this cell."""
-        return ((row["dataset"], row["loss"], row["arch"], trick_of(row.get("trick")))
-                == (self.dataset, self.loss, self.arch, self.trick))
+        return cell_key_of(row) == self.ident
 
     def mask(self, df: Any) -> Any:
         """The rows of a results DataFrame that belong to this cell (a boolean Series): the one place

@@ -1,7 +1,10 @@
 """A study directory: the one module that knows its layout (imports no torch, no pandas).
 
     study.json          the study (``bench.study.Study``), written once by ``bench run``
-    results.parquet     the ledger: one row per finished trial (``bench.results``), the driver's alone
+    results/            the ledger: one row per finished trial, as Parquet parts (``bench.results``,
+                        ``bench.results_store``), the driver's alone; read it with ``bench.results.read``
+    results.parquet     the ledger of a study made before the parts store (read as it is; the
+                        driver turns it into results/part-000000000-000000000.parquet)
     trials/<trial_id>/  each trial's run directory (``bench.run_dir.RunDir``)
     scores.parquet      scores added later without retraining (``bench.rescore.store``)
     .driver.lock        held by the one driver running the study (``bench run`` / ``bench resume``)
@@ -26,7 +29,8 @@ if TYPE_CHECKING:
     from bench.storage import Remote
 
 STUDY = "study.json"
-RESULTS = "results.parquet"
+RESULTS = "results"
+LEGACY_RESULTS = "results.parquet"
 TRIALS = "trials"
 SCORES = "scores.parquet"
 DRIVER_LOCK = ".driver.lock"

@@ -1,7 +1,7 @@
 """Reading the inputs of ``bench report``: study directories and results files, merged into one table.
 
-An input is a study directory (it must hold ``results.parquet``) or a results file (``.parquet`` or
-``.csv``). Each row keeps where it came from in two private columns: ``_root`` (the directory that
+An input is a study directory (read with ``bench.results.read``: its ``results/`` parts, or the
+``results.parquet`` of a study made before them) or a results file (``.parquet`` or ``.csv``). Each row keeps where it came from in two private columns: ``_root`` (the directory that
 checkpoint paths are relative to: the study directory, or the folder holding the results file) and
 ``_input`` (the input's name). Private columns never reach an output file.
 
@@ -15,8 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import UsageError
+from bench import results
 from bench.io import read_parquet_once
-from bench.results import RESULTS
+from bench.study_dir import LEGACY_RESULTS
 
 SUFFIXES = (".parquet", ".csv")
 KEY = ("dataset", "arch", "loss", "phase", "config_id", "replicate", "seed")
@@ -27,7 +28,7 @@ def input_name(path: str | Path) -> str:
     p = Path(path)
     if p.is_dir():
         return p.resolve().name
-    if p.name == RESULTS:
+    if p.name == LEGACY_RESULTS:
         return f"{p.resolve().parent.name}/{p.name}"
     return p.name
 
@@ -48,20 +49,19 @@ def read_one(path: str | Path, protocol: str | None = None) -> pd.DataFrame:
         df["_input"] = input_name(p)
         return df
     if p.is_dir():
-        f = p / RESULTS
-        if not f.is_file():
-            raise UsageError(f"{path} is not a study directory (it holds no {RESULTS})")
-        root = p
+        if not results.exists(p):
+            raise UsageError(f"{path} is not a study directory (it holds no results: results/part-*.parquet "
+                             f"or {LEGACY_RESULTS})")
+        df, root = results.read(p), p
     else:
-        f = p
         root = p.parent
         if p.suffix.lower() not in SUFFIXES:
             raise UsageError(f"{path} is not a results table (expected a study directory, a .parquet or a .csv file)")
-    try:
-        df = pd.read_csv(f) if f.suffix.lower() == ".csv" else read_parquet_once(f)
-    except Exception as e:  # corrupt or foreign file: one line, no traceback
-        kind = "CSV" if f.suffix.lower() == ".csv" else "Parquet"
-        raise UsageError(f"cannot read {path} as {kind}: {read_error(e)}") from None
+        try:
+            df = pd.read_csv(p) if p.suffix.lower() == ".csv" else read_parquet_once(p)
+        except Exception as e:  # corrupt or foreign file: one line, no traceback
+            kind = "CSV" if p.suffix.lower() == ".csv" else "Parquet"
+            raise UsageError(f"cannot read {path} as {kind}: {read_error(e)}") from None
     df["_root"] = str(root.resolve())
     df["_input"] = input_name(p)
     return df

@@ -138,7 +138,7 @@ CASES: dict[str, Case] = {
     "rescore-unknown-extractor": Case(lambda d: ["rescore", d / "study", "--feature-extractor", "vgg16"],
                                       "unknown feature extractor 'vgg16'"),
     "rescore-results-not-parquet": Case(lambda d: ["rescore", d / "study-bad-results"], "cannot read"),
-    "rescore-results-without-trial-ids": Case(lambda d: ["rescore", d / "study-no-ids"], "lacks column(s) trial_id"),
+    "rescore-results-without-trial-ids": Case(lambda d: ["rescore", d / "study-no-ids"], "lack column(s) trial_id"),
 }
 
 

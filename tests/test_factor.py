@@ -10,6 +10,7 @@ import pytest
 
 from bench import tricks
 from bench.errors import UsageError
+from bench.results import read as read_results
 from bench.run_study import _same_study, validate
 from bench.study import Cell, Study, cells, make_trial, sample_configs
 from reports.factor import compare_along
@@ -188,7 +189,7 @@ def test_a_study_crossing_tricks_runs_resumes_and_reports(tmp_path):
     r = run_bench("run", *args, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     study = tmp_path / "s"
-    df = pd.read_parquet(study / "results.parquet")
+    df = read_results(study)
     assert sorted(df.groupby(["trick", "phase"]).size().items()) == [
         (("none", "search"), 2), (("none", "seeds"), 1), (("unrolled=2", "search"), 2), (("unrolled=2", "seeds"), 1)]
     assert (df["status"] == "ok").all()
@@ -198,7 +199,7 @@ def test_a_study_crossing_tricks_runs_resumes_and_reports(tmp_path):
     for tid in tricked["trial_id"]:
         assert json.loads((study / "trials" / tid / "config.json").read_text())["unrolled_steps"] == 2
     r = run_bench("resume", str(study), timeout=600)
-    assert r.returncode == 0 and len(pd.read_parquet(study / "results.parquet")) == 6, r.stderr[-2000:]
+    assert r.returncode == 0 and len(read_results(study)) == 6, r.stderr[-2000:]
     r = run_bench("status", str(study))
     assert r.returncode == 0 and "ring8/ns/mlp/unrolled=2" in r.stdout, r.stdout
     r = run_cli("report", str(study), "--factor", "trick", "--no-samples", "--resamples", "200", "--json")

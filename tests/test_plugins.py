@@ -251,9 +251,9 @@ def test_a_plugin_dataset_and_metric_through_a_study_and_its_report(tmp_path):
               "--steps", "30", "--metrics", "default,energy", "--samples", "300", "--storage", tmp_path, "--name", "s")
     assert r.returncode == 0, r.stderr
     study = tmp_path / "s"
-    import pandas as pd
+    from bench.results import read
 
-    t = pd.read_parquet(study / "results.parquet")
+    t = read(study)
     assert len(t) == 6 and set(t["dataset"]) == {"circle16"} and set(t["status"]) == {"ok"}
     assert set(t["primary_metric"]) == {"w1"}  # the kind's default, from the dataset's registration
     assert t["energy"].notna().all() and (t["energy"] > 0).all()  # the metric plugin's column

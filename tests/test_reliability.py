@@ -2,7 +2,7 @@
 
 Run alone with ``pytest -m reliability``. Every test here drives the real CLI (or the real ledger) in
 a subprocess and kills it with SIGKILL: no mocks. What each test checks after every kill:
-results.parquet is readable (and was readable at every moment a reader looked), every row recorded
+the results are readable (and were whole at every moment a reader looked), every row recorded
 before the kill is still there unchanged, no finished trial runs again, and no temporary file is left.
 Part 2 (storage, diverged configs, load) is tests/test_reliability_storage.py.
 """
@@ -36,8 +36,8 @@ def _rows(path: Path) -> pd.DataFrame:
 
 
 class Reader(threading.Thread):
-    """Reads results.parquet every 50 ms while a driver writes it; records any read that fails or
-    any row that disappears."""
+    """Reads the study's results every 50 ms while a driver writes them; records any read that fails
+    or any row that disappears."""
 
     def __init__(self, path: Path):
         super().__init__(daemon=True)
@@ -105,7 +105,7 @@ def _finished_run_files(study: Path, trial_ids) -> dict[str, float]:
 def test_driver_sigkilled_at_every_phase_loses_nothing_and_reruns_nothing(tmp_path):
     """Kills: before any trial has finished, mid-search, during the seeds phase; then resume to the end."""
     study = tmp_path / "k"
-    results = study / "results.parquet"
+    results = study
     trials = study / "trials"
     reader = Reader(results)
     reader.start()
@@ -135,7 +135,7 @@ def test_driver_sigkilled_at_every_phase_loses_nothing_and_reruns_nothing(tmp_pa
         assert r.returncode == 0, r.stderr[-3000:]
     finally:
         reader.stop()
-    final = pd.read_parquet(results)
+    final = read(study)
     assert len(final) == 4 and final["trial_id"].is_unique
     assert sorted(final.loc[final["phase"] == "search", "config_id"]) == [0, 1, 2]
     assert list(final.loc[final["phase"] == "seeds", "replicate"]) == [0]
@@ -188,7 +188,7 @@ def test_sigkilled_worker_restarts_its_trial_from_the_last_checkpoint(tmp_path):
     finally:
         if proc.poll() is None:
             _kill(proc)
-    row = pd.read_parquet(study / "results.parquet").iloc[0]
+    row = read(study).iloc[0]
     assert (row["status"], row["steps"]) == ("ok", 300)
     assert first.stat().st_mtime_ns == stamp  # step 100 was not trained (or saved) again
     # The restarted attempt wrote later checkpoints after the kill; the log has every step once.
@@ -198,20 +198,26 @@ def test_sigkilled_worker_restarts_its_trial_from_the_last_checkpoint(tmp_path):
     assert (run_dir / "checkpoints" / "step_00000300.pt").stat().st_mtime > killed_at
 
 
-# ---- results.parquet killed mid-rewrite ------------------------------------------------------
+# ---- the results store killed mid-append and mid-merge ---------------------------------------
 
 WRITER = """
 import os, sys, time
 from bench.results import Ledger
-if sys.argv[2] == "pause":  # stop inside the next rewrite: its temporary file is written, not yet renamed
+from bench import results_store
+def pause():
+    print("inside", flush=True)
+    time.sleep(60)
+if sys.argv[2] == "append":  # stop inside the next part's write: its temporary file written, not renamed
     real_fsync = os.fsync
     def fsync(fd):
         real_fsync(fd)
-        print("inside", flush=True)
-        time.sleep(60)
+        pause()
     os.fsync = fsync
+if sys.argv[2] == "merge":  # stop inside the next merge: the merged part written, its inputs not yet deleted
+    real_delete = results_store.LocalFolder.delete
+    results_store.LocalFolder.delete = lambda self, name: pause() if name.startswith("part-") else real_delete(self, name)
 ledger = Ledger(sys.argv[1])
-i = len(ledger.rows)
+i = len(ledger)
 while True:
     ledger.add({"study": "s", "trial_id": f"t{i:05d}", "config_id": i, "fid": float(i), "error": "x" * 200})
     print(i, flush=True)
@@ -219,37 +225,57 @@ while True:
 """
 
 
-def test_results_parquet_survives_sigkill_mid_rewrite(tmp_path):
-    """A driver killed while it replaces results.parquet: the file is the old or the new table,
-    never a torn one, and no row reported written is lost. Odd kills land at random moments, even
-    ones inside a rewrite for certain (the writer pauses there; the kill is the same SIGKILL)."""
+def _parts(study: Path) -> list[str]:
+    return sorted(p.name for p in (study / "results").iterdir())
+
+
+def test_results_survive_sigkill_mid_append_and_mid_merge(tmp_path):
+    """A driver killed while it appends a part or merges parts: the table is the old or the new one,
+    never a torn one, no row reported written is lost or doubled, and the next driver tidies what the
+    kill left (a temporary file; a merge's inputs). Some kills land at random moments, the others
+    inside an append or a merge for certain (the writer pauses there; the kill is the same SIGKILL)."""
+    from bench.results_store import live
+
     rng = random.Random(0)
     reported = 0
-    for kill in range(10):
-        inside = kill % 2 == 1
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), "pause" if inside else "run"],
+    for kill in range(12):
+        mode = ("run", "append", "merge")[kill % 3]
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), mode],
                                 stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent,
                                 env={**ENV, "PYTHONPATH": "."})
-        if inside:
-            assert proc.stdout.readline().strip() == "inside"
-        else:
+        if mode == "run":
             for _ in range(rng.randint(5, 40) if kill else 200):  # the first run grows the table
                 reported = int(proc.stdout.readline()) + 1
             time.sleep(rng.random() * 0.005)
+        else:
+            while (line := proc.stdout.readline().strip()) != "inside":
+                reported = int(line) + 1
         proc.kill()
         proc.wait()
-        df = pd.read_parquet(tmp_path / "results.parquet")  # readable after every kill
+        df = read(tmp_path)  # readable after every kill
         assert list(df["trial_id"]) == [f"t{i:05d}" for i in range(len(df))]  # no row lost, none twice
-        assert len(df) >= reported
-        if inside:  # the rewrite that was cut left only its temporary file: the table is the previous one
-            assert len(df) == reported and list(tmp_path.glob(".results.parquet.*.tmp"))
+        if mode == "append":  # the cut append left only its temporary file: the table is the previous one
+            assert len(df) == reported and any(n.endswith(".tmp") for n in _parts(tmp_path))
+        else:
+            assert len(df) >= reported
+        if mode == "merge":  # merged part and its inputs side by side: the reader took each row once
+            names = _parts(tmp_path)
+            assert len(live(names)) < len([n for n in names if n.startswith("part-")])
+            assert len(df) == reported + 1  # the append before the merge was durable
         reported = len(df)
+    assert len(live(_parts(tmp_path))) <= 3 * 7  # tiers merged as they filled (8 per tier, ~1,000 appends)
+    from bench.results import Ledger
+
+    Ledger(tmp_path)  # the next driver tidies what the kills left
+    names = _parts(tmp_path)
+    assert live(names) is not None and len(live(names)) == len(names), names  # no temporary file, no merged inputs
+    assert list(read(tmp_path)["trial_id"]) == [f"t{i:05d}" for i in range(reported)]
 
 
-def test_results_parquet_reads_are_whole_tables_while_it_is_rewritten(tmp_path):
-    """``bench.results.read`` (used by status, report, rescore and resume) reads through one open, so
-    it never mixes two versions; ``pd.read_parquet(path)`` opens the file twice (footer, then pages)
-    and a replace in between can give "Page was smaller than expected" (the load test met it)."""
+def test_results_reads_are_whole_tables_while_parts_are_appended_and_merged(tmp_path):
+    """``bench.results.read`` (used by status, report, rescore and resume) reads each part through one
+    open and lists again when a merge deleted a part under it, so it never mixes two versions or
+    returns a row twice, while the writer appends and merges (every 8th append merges at least once)."""
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), "run"], stdout=subprocess.PIPE, text=True,
                             cwd=Path(__file__).parent.parent, env={**ENV, "PYTHONPATH": "."})
     try:
@@ -257,7 +283,7 @@ def test_results_parquet_reads_are_whole_tables_while_it_is_rewritten(tmp_path):
             pass
         reads, t0 = 0, time.time()
         while time.time() - t0 < 5:
-            df = read(tmp_path / "results.parquet")
+            df = read(tmp_path)
             assert list(df["trial_id"]) == [f"t{i:05d}" for i in range(len(df))]
             reads += 1
         assert proc.poll() is None and reads > 50  # the writer was rewriting all along

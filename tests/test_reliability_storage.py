@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench.results import read
 from tests.conftest import run_bench
 from tests.test_reliability import QUICK, _rows, _stale_tmp, _start, _wait
 
@@ -46,30 +47,30 @@ def _remount(mnt: Path, opts: str) -> None:
 
 def test_full_then_read_only_storage_stops_cleanly_and_resume_finishes(small_fs):
     study = small_fs / "s"
-    results = study / "results.parquet"
+
     # 1. the storage fills up: one line, exit 1, the trials that fit are recorded, no half-written file
     r = run_bench("run", "--budget", "4", "--dataset", "ring8", "--losses", "ns", "--seeds", "0", *QUICK,
                   "--storage", small_fs, "--name", "s", timeout=600)
     assert r.returncode == 1, r.stderr[-3000:]
     assert r.stderr.count("\n") == 1 and "No space left on device" in r.stderr and "Traceback" not in r.stderr
-    full = _rows(results)
+    full = _rows(study)
     assert len(full) < 4 and set(full["status"]) <= {"ok"}  # a trial that could not save is not a "failed" row
     assert _stale_tmp(study) == []
     # 2. more space; the storage turns read-only while the study runs
     _remount(small_fs, "size=64m")
     proc = _start("resume", study)
-    _wait(proc, lambda: len(_rows(results)) > len(full), "a new row")
+    _wait(proc, lambda: len(_rows(study)) > len(full), "a new row")
     _remount(small_fs, "ro")
     assert proc.wait(timeout=300) == 1
     err = proc.stderr.read()
     assert err.count("\n") == 1 and "Read-only file system" in err, err[-3000:]
-    frozen = _rows(results)
+    frozen = _rows(study)
     assert len(full) < len(frozen) <= 4
     # 3. writable again: resume finishes, every earlier row unchanged, each trial once
     _remount(small_fs, "rw")
     r = run_bench("resume", study, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    final = pd.read_parquet(results)
+    final = read(study)
     assert sorted(final["config_id"]) == [0, 1, 2, 3] and (final["status"] == "ok").all()
     again = final.set_index("trial_id").loc[frozen["trial_id"]].reset_index()[frozen.columns]
     pd.testing.assert_frame_equal(again, frozen, check_dtype=False)
@@ -105,12 +106,12 @@ def test_load_many_tiny_trials_all_recorded_with_bounded_driver_memory(tmp_path)
         peak = max(peak, _kib(proc.pid, "VmHWM") or 0)
         rss = _kib(proc.pid, "VmRSS")
         if rss:
-            rss_at.setdefault(len(_rows(study / "results.parquet")), rss)
+            rss_at.setdefault(len(_rows(study)), rss)
         assert time.time() - t0 < 3600, "load test took over an hour"
         time.sleep(0.5)
     wall = time.time() - t0
     assert proc.returncode == 0, proc.stderr.read()[-3000:]
-    df = pd.read_parquet(study / "results.parquet")
+    df = read(study)
     assert len(df) == LOAD_TRIALS and df["trial_id"].is_unique and (df["status"] == "ok").all()
     quarter = min((n for n in rss_at if n >= LOAD_TRIALS // 4), default=None)
     last = max(rss_at)
@@ -134,7 +135,7 @@ def test_diverged_configs_are_rows_and_the_report_counts_them(tmp_path):
     r = run_bench("run", "--budget", "2", "--dataset", "ring8", "--losses", "ns,ls", "--space", space, "--seeds", "0",
                   *QUICK, "--storage", tmp_path, "--name", "d", timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    df = pd.read_parquet(tmp_path / "d" / "results.parquet").sort_values(["loss", "config_id"])
+    df = read(tmp_path / "d").sort_values(["loss", "config_id"])
     assert list(df["status"]) == ["ok", "diverged", "ok", "ok"]  # ls c0, ls c1, ns c0, ns c1
     assert df.loc[df["status"] == "diverged", "hp_lr"].min() >= 1e10
     assert df["fid_best"].isna().tolist() == [False, True, False, False]

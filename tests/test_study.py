@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.results import COLUMNS
+from bench.results import COLUMNS, read
 from tests.conftest import free_port, run_bench, run_cli, tree_snapshot, wait_for_port
 from tests.test_tensorboard import read_events, runs_of
 
@@ -26,7 +26,7 @@ def test_small_study_writes_complete_results(tmp_path):
     r = run_bench("run", "--budget", "4", "--dataset", "ring8", "--losses", "ns,wgan-gp", "--seeds", "2",
                   "--gpus-per-trial", "auto", *QUICK, "--storage", tmp_path, "--name", "s", timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    df = pd.read_parquet(tmp_path / "s" / "results.parquet")
+    df = read(tmp_path / "s")
     assert len(df) == 2 * 4 + 2 * 2 and df["trial_id"].is_unique
     assert set(COLUMNS) <= set(df.columns)
     assert {"hp_lr", "hp_lr_d", "hp_beta1", "hp_n_disc", "hp_d_norm", "hp_gp_lambda", "hp_r2_gamma"} <= set(df.columns)
@@ -142,7 +142,7 @@ def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
                       "--seeds", "0", *QUICK, "--storage", tmp_path, "--name", "c", "--address", f"127.0.0.1:{port}",
                       timeout=600, env={"RAY_AUTH_MODE": "disabled"})
         assert r.returncode == 0, r.stderr[-3000:]
-        df = pd.read_parquet(tmp_path / "c" / "results.parquet")
+        df = read(tmp_path / "c")
         assert len(df) == 4 and df["node"].nunique() == 2 and (df["status"] == "ok").all()
         assert sorted(df["loss"].unique()) == ["fgan-kl", "ns"]
         sha = hashlib.sha256(plugin.read_bytes()).hexdigest()
@@ -166,7 +166,7 @@ def test_tpe_search_with_asha_records_its_choices(tmp_path):
     r = run_bench("run", "--budget", "4", "--dataset", "ring8", "--losses", "wgan", "--search", "tpe",
                   "--early-stop", "asha", "--seeds", "1", *QUICK, "--storage", tmp_path, "--name", "t", timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    df = pd.read_parquet(tmp_path / "t" / "results.parquet")
+    df = read(tmp_path / "t")
     search = df[df["phase"] == "search"]
     assert sorted(search["config_id"]) == [0, 1, 2, 3] and df["trial_id"].is_unique
     assert len(df[df["phase"] == "seeds"]) == 1

@@ -81,6 +81,13 @@ def _read(url: str, key: str) -> bytes:
         return f.read()
 
 
+def _results(url: str) -> pd.DataFrame:
+    """The study's results as read from S3 alone (``bench.results.read`` of its URI)."""
+    from bench.results import read
+
+    return read(_uri(url, f"{PREFIX}/s"))
+
+
 def _write(url: str, key: str, data: bytes) -> None:
     with _fs(url).open_output_stream(f"{BUCKET}/{key}") as f:
         f.write(data)
@@ -91,12 +98,15 @@ def test_study_on_s3_runs_and_resumes_from_its_uri(endpoint, s3_env, tmp_path, m
     r = run_bench("run", "--budget", "2", "--seeds", "0", "--dataset", "ring8", "--losses", "ns", *QUICK,
                   "--storage", _uri(endpoint, PREFIX), "--name", "s", cwd=tmp_path, env=s3_env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert f"results: s3://bench/{PREFIX}/s/results.parquet (2 rows)" in r.stdout
+    assert f"results: s3://bench/{PREFIX}/s (2 rows" in r.stdout
     ran = time.time() - t0
 
     # The durable study: study.json, a whole ledger, and every row's run directory and checkpoints.
     objects = _objects(endpoint, f"{PREFIX}/s")
-    df = pd.read_parquet(io.BytesIO(_read(endpoint, f"{PREFIX}/s/results.parquet")))
+    df = _results(endpoint)
+    assert not any(o.endswith("results.parquet") for o in objects)
+    assert sorted(o.rsplit("/", 1)[1] for o in objects if "/s/results/" in o) == [
+        "part-000000000-000000000.parquet", "part-000000001-000000001.parquet"]  # one small object per trial
     assert len(df) == 2 and df["trial_id"].is_unique and (df["status"] == "ok").all()
     assert df["fid_best"].notna().all() and (df["steps"] == 60).all()
     for _, row in df.iterrows():
@@ -112,11 +122,13 @@ def test_study_on_s3_runs_and_resumes_from_its_uri(endpoint, s3_env, tmp_path, m
     scratch = TrialMirror(_uri(endpoint, f"{PREFIX}/s"), "any").local.parent
     assert not scratch.exists(), "finished trials leave no scratch on their node"
 
-    # Another machine: no working copy, the endpoint from AWS_ENDPOINT_URL. The ledger lost its last
-    # row (as if the first driver died before uploading it): resume re-runs exactly that trial, which
-    # finds its finished run directory on S3 (the same scores, nothing retrained).
+    # Another machine: no working copy, the endpoint from AWS_ENDPOINT_URL. The ledger is a study's
+    # made before the parts store (one results.parquet) and lost its last row (as if the first
+    # driver died before uploading it): status reads it; resume turns it into part 0 and re-runs
+    # exactly the lost trial, which finds its finished run directory on S3 (nothing retrained).
     env2 = {**s3_env, "GAN_BENCH_CACHE": str(tmp_path / "cache2"), "AWS_ENDPOINT_URL": endpoint}
     lost = df.iloc[-1]
+    _fs(endpoint).delete_dir_contents(f"{BUCKET}/{PREFIX}/s/results")
     _write(endpoint, f"{PREFIX}/s/results.parquet", _parquet(df.iloc[:-1]))
     ck_before = _objects(endpoint, f"{PREFIX}/s/trials/{lost['trial_id']}")
     for k in ("GAN_BENCH_CACHE", "AWS_ENDPOINT_URL"):
@@ -128,8 +140,11 @@ def test_study_on_s3_runs_and_resumes_from_its_uri(endpoint, s3_env, tmp_path, m
     r = run_bench("resume", f"s3://bench/{PREFIX}/s", env=env2, cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     resumed = time.time() - t1
-    again = pd.read_parquet(io.BytesIO(_read(endpoint, f"{PREFIX}/s/results.parquet")))
+    again = _results(endpoint)
     assert sorted(again["trial_id"]) == sorted(df["trial_id"])
+    left = {o.rsplit("/s/", 1)[1] for o in _objects(endpoint, f"{PREFIX}/s") if "/trials/" not in o}
+    assert {o for o in left if o.startswith("results")} == {
+        "results/part-000000000-000000000.parquet", "results/part-000000001-000000001.parquet"}  # migrated
     back = again[again["trial_id"] == lost["trial_id"]].iloc[0]
     assert (back["fid_best"], back["checkpoint"], back["steps"]) == (lost["fid_best"], lost["checkpoint"], 60)
     pd.testing.assert_frame_equal(again.iloc[:-1], df.iloc[:-1])  # earlier rows unchanged

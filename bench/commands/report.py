@@ -13,7 +13,7 @@ MIN_RESAMPLES = 100
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report", help="verdicts and a leaderboard: does any loss consistently beat the baseline?",
-        description="Turn studies (directories holding results.parquet) or results files (.parquet or .csv with at "
+        description="Turn studies (directories made by bench run) or results files (.parquet or .csv with at "
         "least dataset, loss, phase, config_id, seed, status and the metric) into verdicts against a baseline: "
         "budget curves of the search phase (expected best of k configs), seeds-phase medians, IQMs, Mann-Whitney "
         "tests and probabilities of improvement, Holm-corrected over the whole report, and Friedman/Nemenyi ranks "

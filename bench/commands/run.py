@@ -82,7 +82,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(dataset x loss x arch) gets --budget configurations; config 0 is the loss's published defaults "
         "(with the space's fixed entries). "
         "Then the best configuration of each cell is retrained with --seeds new seeds. Results go to "
-        "<storage>/<name>/results.parquet, one row per finished trial.",
+        "<storage>/<name>/results/ (read it with bench.results.read), one row per finished trial.",
     )
     p.add_argument("--budget", type=int, required=True, help="hyperparameter configurations per cell (Lucic: 100)")
     p.add_argument("--dataset", required=True, help="comma-separated dataset names (`bench list datasets`)")
@@ -220,10 +220,8 @@ def _resources(args: argparse.Namespace, gpus: float | None = None):
 def _finish(study_dir, df) -> int:
     """Print the study's status and where its results are (a ``bench.study_dir.StudyDir``)."""
     from bench.run_study import cell_status, load
-    from bench.study_dir import RESULTS
-
     print(cell_status(load(study_dir), df).to_string(index=False))
-    print(f"results: {study_dir}/{RESULTS} ({len(df)} rows)")
+    print(f"results: {study_dir} ({len(df)} rows; in Python: bench.results.read(\"{study_dir}\"))")
     return 0
 
 

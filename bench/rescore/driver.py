@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench.errors import UsageError
-from bench.io import exclusive, read_parquet_once, remove_stale_tmp
+from bench.io import exclusive, remove_stale_tmp
 from bench.rescore.protocol import NO_EXTRACTOR, format_protocol
 from bench.rescore.store import ScoreStore
-from bench.study_dir import RESCORE_LOCK, RESULTS, SCORES, StudyDir
+from bench.study_dir import RESCORE_LOCK, SCORES, StudyDir
 
 CHECKPOINTS = ("final", "best", "all")
-RESULTS_REQUIRED = ("trial_id", "dataset")  # columns of results.parquet a rescore cannot do without
+RESULTS_REQUIRED = ("trial_id", "dataset")  # columns of a study's results a rescore cannot do without
 EXTERNAL_ARCH = "external"
 _STEP = re.compile(r"step_(\d+)\.pt$")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
@@ -111,18 +111,14 @@ def load_study(study_dir: str | Path):
 
 
 def read_results(study_dir: Path):
-    path = study_dir / RESULTS
-    if not path.is_file():
-        raise UsageError(f"{study_dir} holds no {RESULTS}: nothing to rescore (run or resume the study first)")
-    try:
-        df = read_parquet_once(path)
-    except Exception as e:
-        why = "not a Parquet file (or a truncated one)" if "magic bytes not found" in str(e) else \
-            (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise UsageError(f"cannot read {path}: {why}") from None
+    from bench import results
+
+    if not results.exists(study_dir):
+        raise UsageError(f"{study_dir} holds no results: nothing to rescore (run or resume the study first)")
+    df = results.read(study_dir)  # a damaged part or file: one line naming it
     missing = [c for c in RESULTS_REQUIRED if c not in df.columns]
     if missing:
-        raise UsageError(f"{path} lacks column(s) {', '.join(missing)}: not a results table of bench run "
+        raise UsageError(f"the results of {study_dir} lack column(s) {', '.join(missing)}: not a results table of bench run "
                          f"(rescore needs {', '.join(RESULTS_REQUIRED)} and checkpoint or checkpoint_best)")
     return df
 

@@ -1,6 +1,6 @@
 """``results_for_protocol``: the scores of one protocol in the shape of a results table.
 
-One row per trial of ``results.parquet`` (never dropped: a trial without a score for the protocol
+One row per trial of the study's results (never dropped: a trial without a score for the protocol
 keeps its status and gets NaN) plus one row per external generator, with the columns the report
 reads (dataset, loss, arch, phase, config_id, replicate, seed, status) and:
 
@@ -11,7 +11,7 @@ reads (dataset, loss, arch, phase, config_id, replicate, seed, status) and:
 - ``protocol``, ``source`` (study or external), ``n_scored`` (checkpoints scored for it).
 
 A trial whose every checkpoint failed to score (corrupt, missing, refused) gets status ``failed`` and
-the error line. The training-time score columns of ``results.parquet`` (fid, kid, ...) are dropped:
+the error line. The training-time score columns of the results (fid, kid, ...) are dropped:
 they were made under another protocol. External rows are phase ``seeds``, config 0, seed 0, status ok.
 """
 from __future__ import annotations
