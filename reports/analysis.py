@@ -101,8 +101,8 @@ def analyse(trials: pd.DataFrame, baseline: str, alpha: float = 0.05, metric: st
     datasets = sorted(trials["dataset"].unique())
     losses = sorted(trials["loss"].unique(), key=lambda x: (x != baseline, x))
     counts = M.outcome_counts(trials)
-    curves = B.budget_curves(trials, n_resamples, seed=seed)
-    diffs = B.budget_differences(trials, baseline, n_resamples, seed=seed)
+    curves = B.budget_curves(trials, n_resamples, seed=seed, budgets=budgets)
+    diffs = B.budget_differences(trials, baseline, n_resamples, seed=seed, budgets=budgets)
     summary = S.seed_summary(trials, n_resamples, seed=seed)
     verdicts, m, n_perm = comparisons(trials, baseline, alpha, budgets, n_resamples, seed, diffs)
     values, basis = R.dataset_values(trials)
@@ -150,10 +150,16 @@ def _notes(rep: Report, trials: pd.DataFrame, m: int) -> list[str]:
                  f"shown as {'inf' if rep.sign > 0 else '-inf'} is that worst value (e.g. a median over mostly "
                  "diverged seeds).")
     notes += _power_notes(rep, m)
-    if (rep.verdicts["kind"] == "budget").any():
-        notes.append("Budget verdicts: permutation test of the expected best-of-k on pooled ranks "
-                     f"({rep.n_permutations:,} relabellings); the bootstrap bands and intervals (95%, "
-                     f"{rep.n_resamples:,} resamples) are descriptive, since the bootstrap is unreliable for minima.")
+    budget = rep.verdicts[rep.verdicts["kind"] == "budget"]
+    if len(budget):
+        exact = int(((budget["budget"] == budget["n_loss"]) & (budget["n_loss"] == budget["n_baseline"])).sum())
+        how = ("exact: the closed-form permutation distribution of the minima, k = B" if exact == len(budget) else
+               f"{rep.n_permutations:,} relabellings" if exact == 0 else
+               f"exact for the {exact} of {len(budget)} that compare the minima of equal cells (k = B), "
+               f"{rep.n_permutations:,} relabellings for the others")
+        notes.append(f"Budget verdicts: permutation test of the expected best-of-k on pooled ranks ({how}); the "
+                     f"bootstrap bands and intervals (95%, {rep.n_resamples:,} resamples) are descriptive, since the "
+                     "bootstrap is unreliable for minima.")
     cells = B.search_values(trials)
     for k in rep.budgets:
         short = sorted(f"{ds}/{loss}" for (ds, loss), v in cells.items() if len(v) < k)

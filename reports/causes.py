@@ -145,18 +145,25 @@ def read_curves(row: pd.Series, collapsed: bool, off_data: bool = False) -> Curv
     return c
 
 
+MAX_CURVES = 64  # trials per cell whose curves the health figure draws (a line per trial: more is a blur)
+
+
 def trial_curves(trials: pd.DataFrame, dataset: str) -> dict[str, dict[str, object]]:
     """Per loss of ``dataset``: ``best`` and ``worst`` (Curves of the cell's best and worst trial by the
-    report's value; ties by trial_id) and ``all`` (every trial's Curves, for the mode coverage)."""
+    report's value; ties by trial_id), ``all`` (the Curves of every trial, or of MAX_CURVES spaced
+    evenly in that order, best and worst included, in a larger cell: reading 1,000 trials' logs per
+    cell takes longer than the rest of a report), and ``trials``, ``collapsed``, ``off_data``: counts
+    over every trial of the cell."""
     d = trials[trials["dataset"] == dataset]
-    f = flags(d)
+    f = flags(d).fillna(False).astype(bool)
     out: dict[str, dict[str, object]] = {}
     for loss, g in d.groupby("loss", sort=True):
         g = g.assign(_tid=g["trial_id"].astype(str) if "trial_id" in g else "").sort_values(["value", "_tid"], kind="stable")
-        flag = lambda i, k: bool(f.loc[i, k]) if pd.notna(f.loc[i, k]) else False  # noqa: E731
-        curves = {i: read_curves(r, flag(i, "collapsed"), flag(i, "off_data")) for i, r in g.iterrows()}
+        drawn = g.iloc[np.unique(np.linspace(0, len(g) - 1, min(len(g), MAX_CURVES)).round().astype(int))]
+        curves = {i: read_curves(r, f.loc[i, "collapsed"], f.loc[i, "off_data"]) for i, r in drawn.iterrows()}
         kept = [c for c in curves.values() if c is not None]
         if not kept:
             continue
-        out[loss] = {"best": curves[g.index[0]], "worst": curves[g.index[-1]], "all": kept}
+        out[loss] = {"best": curves[g.index[0]], "worst": curves[g.index[-1]], "all": kept, "trials": len(g),
+                     "collapsed": int(f.loc[g.index, "collapsed"].sum()), "off_data": int(f.loc[g.index, "off_data"].sum())}
     return out

@@ -93,7 +93,8 @@ def budget(rep: Report) -> bytes:
                 fin = lambda s: s.where(np.isfinite(s))  # noqa: E731  (infinite = some draw all worst: not drawn)
                 lw, ls = (2.2, "--") if loss == rep.baseline else (1.5, "-")
                 ax.plot(g["k"], fin(g["expected_min"]), ls, color=pal[loss], lw=lw, label=loss)
-                ax.fill_between(g["k"], fin(g["band_low"]), fin(g["band_high"]), color=pal[loss], alpha=0.15, lw=0)
+                band = g[g["band_low"].notna()]  # large B: the band is computed at a grid of k (reports.budget)
+                ax.fill_between(band["k"], fin(band["band_low"]), fin(band["band_high"]), color=pal[loss], alpha=0.15, lw=0)
             if len(c) and c["k"].max() > 10:
                 ax.set_xscale("log")
             ax.set_title(ds, fontsize=10)
@@ -271,8 +272,8 @@ def health_curves(rep: Report, dataset: str, curves: dict) -> bytes | None:
                 ax.legend(fontsize=6)
             if with_modes:
                 ax = row[1]
-                every = curves[loss]["all"]
-                n_col, n_off = sum(c.collapsed for c in every), sum(c.off_data for c in every)
+                every = curves[loss]["all"]  # at most reports.causes.MAX_CURVES; the counts are over the whole cell
+                n_col, n_off, n_all = curves[loss]["collapsed"], curves[loss]["off_data"], curves[loss]["trials"]
                 total = max((c.modes_total for c in every if math.isfinite(c.modes_total)), default=math.nan)
                 # the loss colours use all of tab10: collapsed trials are black crosses, off-data ones dotted
                 for c in sorted(every, key=lambda c: c.collapsed):  # the collapsed ones drawn on top
@@ -292,8 +293,9 @@ def health_curves(rep: Report, dataset: str, curves: dict) -> bytes | None:
                     ax.set_ylim(-0.3, total + 0.3)
                 ax.set_xlabel("step", fontsize=8)
                 ax.set_ylabel("modes covered", fontsize=8)
-                ax.set_title(f"{loss}: modes covered; {n_col} of {len(every)} trials collapsed (x), {n_off} off-data (dotted)",
-                             fontsize=9)
+                drawn = "" if len(every) == n_all else f" ({len(every)} drawn, evenly by rank)"
+                ax.set_title(f"{loss}: modes covered; {n_col} of {n_all} trials collapsed (x), {n_off} off-data "
+                             f"(dotted){drawn}", fontsize=9)
         fig.suptitle(f"{dataset}: how the trials failed (red dotted line: the collapse threshold, half the modes)",
                      fontsize=10)
         return png(fig)

@@ -93,6 +93,24 @@ def test_trial_curves_read_the_best_the_worst_and_every_trial(study):
     assert got["wgan"]["best"].off_data and not got["wgan"]["best"].collapsed
 
 
+def test_a_large_cell_draws_max_curves_evenly_by_rank_and_counts_every_trial(tmp_path):
+    root = tmp_path / "big"
+    n = C.MAX_CURVES * 3 + 1
+    rows = []
+    for i in range(n):
+        tid = f"ring8-ns-mlp-search-c{i:03d}"
+        _write_trial(root, tid, [1.0], [2 if i % 5 == 0 else 8])
+        rows.append({"dataset": "ring8", "loss": "ns", "phase": "search", "status": "ok", "trial_id": tid,
+                     "config_id": i, "primary_metric": "w1", "primary_best": float(n - i), "modes": 2.0 if i % 5 == 0 else 8.0,
+                     "modes_total": 8.0, "hq_fraction": 0.9, "_root": str(root)})
+    got = C.trial_curves(M.prepare(pd.DataFrame(rows), "primary"), "ring8")["ns"]
+    assert len(got["all"]) == C.MAX_CURVES and got["trials"] == n
+    assert got["collapsed"] == len(range(0, n, 5)) and got["off_data"] == 0  # over the cell, not the drawn
+    assert got["best"].trial_id == rows[-1]["trial_id"] and got["worst"].trial_id == rows[0]["trial_id"]
+    drawn = sorted(int(c.trial_id[-3:]) for c in got["all"])
+    assert drawn[0] == 0 and drawn[-1] == n - 1 and max(np.diff(drawn)) <= 4  # spread over the whole ranking
+
+
 def test_report_shows_the_causes_and_their_curves(study, tmp_path):
     out = tmp_path / "rep"
     assert run_cli("report", str(study), "--resamples", "100", "--no-samples", "--out", str(out)).returncode == 0

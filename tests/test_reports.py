@@ -118,6 +118,33 @@ def test_budget_curves_frame_matches_brute_force_per_cell():
         assert (g["band_low"] <= g["expected_min"]).all() and (g["expected_min"] <= g["band_high"]).all()
 
 
+def test_min_weights_match_the_binomial_formula_and_a_large_cell_bands_at_a_grid():
+    """The vectorised weights against C(B-i, k-1) / C(B, k) in exact integers; a cell above BAND_POINTS
+    configs gets its exact curve at every k and its bootstrap band at band_ks, equal there to the band
+    of a bootstrap at every k (the same draws), NaN elsewhere; infinite values (diverged) as before."""
+    for B in (1, 5, 40):
+        for k in range(1, B + 1):
+            exact = [math.comb(B - i, k - 1) / math.comb(B, k) for i in range(1, B + 1)]
+            np.testing.assert_allclose(Bu.min_weights(B, k), exact, rtol=1e-10, atol=0)
+    rng = np.random.default_rng(9)
+    B = Bu.BAND_POINTS + 72
+    v = rng.lognormal(size=B)
+    v[rng.random(B) < 0.1] = np.inf
+    df = pd.DataFrame({"dataset": "d", "loss": "ns", "arch": "mlp", "phase": "search", "status": "ok",
+                       "config_id": range(B), "trial_id": [f"t{i}" for i in range(B)], "fid_best": v})
+    trials = M.prepare(df, "fid")
+    got = Bu.budget_curves(trials, n_resamples=300, budgets=[77]).sort_values("k")
+    np.testing.assert_allclose(got["expected_min"], Bu.expected_min_curve(v), rtol=1e-12)
+    ks = Bu.band_ks(B, [77])
+    assert 77 in ks and B in ks and 1 in ks and len(ks) < B
+    full = Bu._bootstrap_curves(Bu.search_values(trials)[("d", "ns")], 300, Bu.cell_rng(0, "d", "ns"))
+    lo, hi = Bu._interval(full, Bu.CONFIDENCE)
+    on = got["k"].isin(ks).to_numpy()
+    np.testing.assert_array_equal(got["band_low"].to_numpy()[on], lo[ks - 1])
+    np.testing.assert_array_equal(got["band_high"].to_numpy()[on], hi[ks - 1])
+    assert got["band_low"][~on].isna().all()
+
+
 def test_min_weights_are_a_distribution():
     for B in (1, 2, 7, 50, 400):
         for k in {1, min(2, B), B // 2 or 1, B}:
@@ -777,3 +804,30 @@ def test_index_html_in_a_headless_browser(study_with_checkpoint, chromium, tmp_p
         colors = im.convert("RGB").getcolors(maxcolors=1 << 20)
         assert colors is None or len(colors) > 50  # text, tables and coloured verdicts, not a blank page
     assert shot.stat().st_size > 20_000
+
+
+def test_budget_test_of_the_minima_is_exact_against_enumeration():
+    """At k = B for cells of B configs each the p-value is the exact permutation p in closed form: the
+    fraction of all C(2B, B) relabellings with |T*| >= |T| (ties and diverged trials included), and
+    min_p is 2 / C(2B, B)."""
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(0)
+    for trial in range(24):
+        n = int(rng.integers(2, 6))
+        a, b = np.round(rng.normal(size=n), 1), np.round(rng.normal(size=n), 1)
+        if trial % 3 == 0:
+            a[0] = b[-1] = np.inf
+        r = rankdata(np.r_[a, b])
+        t = r[:n].min() - r[n:].min()
+        hits = total = 0
+        for chosen in itertools.combinations(range(2 * n), n):
+            mask = np.zeros(2 * n, bool)
+            mask[list(chosen)] = True
+            hits += abs(r[mask].min() - r[~mask].min()) >= abs(t) - 1e-9 * max(1, abs(t))
+            total += 1
+        got_t, p, min_p = Bu.permutation_test_min(a, b, n, 1000, rng)
+        assert got_t == pytest.approx(t, abs=1e-12) and p == pytest.approx(hits / total, abs=1e-12)
+        assert min_p == pytest.approx(2 / math.comb(2 * n, n), abs=1e-12)
+    _, p, _ = Bu.permutation_test_min(np.arange(950.0), np.arange(950.0, 1900.0), 950, 10, rng)
+    assert 0 <= p < 1e-100  # exact, where relabellings could only say < 1 / (1 + n)
