@@ -308,22 +308,25 @@ def random_search(study: Study, info: dict[str, DataInfo], ledger: Ledger) -> It
 def tpe_search(study: Study, info: dict[str, DataInfo], ledger: Ledger) -> Iterator:
     """Config 0 of every cell (published defaults), then per cell TPE proposes the other B-1,
     warm-started on resume with what the ledger holds."""
-    from bench.runner import Trials, tpe_searcher
+    from bench.runner import TUNER_TRIALS, Trials, tpe_searcher
 
     done = ledger.trial_ids()
     yield Trials([s for s in search_trials(study, info) if s.config_id == 0 and s.trial_id not in done], study.early_stop)
     for cell in cells(study):
-        df = ledger.frame()
-        rows = df[cell.mask(df) & (df["phase"] == "search")]
-        left = study.budget - len(rows)
-        if left <= 0:
-            continue
-        warm = [{"hp": hp_of_row(r, cell.loss), "objective": objective(r)}
-                for _, r in rows.iterrows() if r["config_id"] > 0]
-        proposal = {"study": study.to_dict(), "cell": [cell.dataset, cell.loss, cell.arch, cell.trick],
-                    "steps": _length(study, info, cell.dataset)}
-        yield Trials(early_stop=study.early_stop, searcher=tpe_searcher(study, cell, warm), proposal=proposal,
-                     num_samples=left)
+        recorded = None
+        while True:  # batches of at most TUNER_TRIALS, each searcher warm-started from the ledger as it is then
+            df = ledger.frame()
+            rows = df[cell.mask(df) & (df["phase"] == "search")]
+            left = study.budget - len(rows)
+            if left <= 0 or len(rows) == recorded:  # done, or the last batch recorded nothing: never loop
+                break
+            recorded = len(rows)
+            warm = [{"hp": hp_of_row(r, cell.loss), "objective": objective(r)}
+                    for _, r in rows.iterrows() if r["config_id"] > 0]
+            proposal = {"study": study.to_dict(), "cell": [cell.dataset, cell.loss, cell.arch, cell.trick],
+                        "steps": _length(study, info, cell.dataset)}
+            yield Trials(early_stop=study.early_stop, searcher=tpe_searcher(study, cell, warm), proposal=proposal,
+                         num_samples=min(left, TUNER_TRIALS))
 
 
 SEARCH = {"random": random_search, "tpe": tpe_search}  # keys: bench.study.SEARCHES (tested)

@@ -41,6 +41,10 @@ if TYPE_CHECKING:
     from bench.storage import TrialMirror
 
 MAX_FAILURES = 2  # a trial whose worker dies is restarted this often (from its last checkpoint)
+# Trials per Tuner: a study of more runs as a sequence of Tuners (Tune's controller keeps every trial
+# of a Tuner in memory and walks them; benchmarks/tune_scale.py measures it). ASHA compares trials
+# within a Tuner, so its rungs are per chunk of this many.
+TUNER_TRIALS = 1000
 
 
 @dataclass
@@ -337,7 +341,18 @@ class Trials:
 
 
 def run_trials(driver: Driver, trials: Trials) -> None:
-    """Run a batch of trials on the Ray cluster already initialised; every finished trial becomes a row."""
+    """Run a batch of trials on the Ray cluster already initialised; every finished trial becomes a row.
+    A fixed list longer than TUNER_TRIALS runs as consecutive Tuners of that many (a searcher's batch
+    is bounded by its caller: ``bench.run_study.tpe_search``)."""
+    if trials.searcher is None and len(trials.specs) > TUNER_TRIALS:
+        for first in range(0, len(trials.specs), TUNER_TRIALS):
+            _fit(driver, Trials(trials.specs[first:first + TUNER_TRIALS], trials.early_stop))
+        return
+    _fit(driver, trials)
+
+
+def _fit(driver: Driver, trials: Trials) -> None:
+    """One Tuner for one batch of trials."""
     from ray import tune
 
     from bench import plugins

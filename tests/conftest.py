@@ -24,7 +24,7 @@ FILE_SECONDS = {"test_reliability_storage": 240, "test_study": 179, "test_train"
                 "test_bad_inputs": 111, "test_plugins": 109, "test_metrics": 104, "test_reports": 93,
                 "test_rescore": 90, "test_study_s3": 79, "test_api": 56, "test_score_cli": 39, "test_models": 36,
                 "test_diagnose": 30, "test_health": 14, "test_tensorboard": 12, "test_causes": 5, "test_tricks": 100,
-                "test_factor": 60, "test_conditional": 25, "test_results_store": 20}
+                "test_factor": 60, "test_conditional": 25, "test_results_store": 20, "test_driver": 60}
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -113,3 +113,50 @@ def test_status_table_counts_each_cell_and_phase(tmp_path):
         for c in cells(study) for p in ("search", "seeds")]
     ns = st[(st["cell"] == "ring8/ns/mlp") & (st["phase"] == "search")].iloc[0]
     assert (ns["ok"], ns["diverged"], ns["metric"], ns["best"]) == (2, 1, "w1", 0.2)
+
+
+def test_tpe_batches_are_bounded_by_tuner_trials_and_warm_started_each_time(tmp_path, monkeypatch):
+    """A cell's TPE proposals come in batches of at most TUNER_TRIALS (one Tuner each), each batch's
+    searcher built from the ledger as it is then (the same warm start as a resume)."""
+    from bench import runner
+
+    monkeypatch.setattr(runner, "TUNER_TRIALS", 2)
+    study = _study(search="tpe", losses=["wgan"], budget=6)
+    info = run_study.data_info(study)
+    ledger = Ledger(tmp_path)
+    batches = run_study.tpe_search(study, info, ledger)
+    first = next(batches)
+    ledger.add(make_row("u", first.specs[0], _result(first.specs[0], 0.4), "ok"))
+    sizes = []
+    for batch in batches:
+        sizes.append(batch.num_samples)
+        for _ in range(batch.num_samples):  # what the driver records for the batch's proposals
+            spec = runner.spec_of({"tpe": batch.proposal, "lr": 1e-3, "beta1": 0.5, "batch_size": 256, "d_norm": "none",
+                                   "loss__clip": 0.05})
+            spec.config_id = ledger.next_config_id(spec.cell)
+            spec.trial_id = spec.trial_id.replace("-t", f"-x{spec.config_id}-")
+            ledger.add(make_row("u", spec, _result(spec, 0.3), "ok"))
+    assert sizes == [2, 2, 1] and len(ledger) == 6
+
+
+@pytest.mark.slow
+def test_a_long_list_of_trials_runs_as_tuners_of_tuner_trials(tmp_path, monkeypatch):
+    """On a real local Ray: 5 trials with TUNER_TRIALS = 2 are 3 Tuners, every trial recorded once."""
+    import ray
+
+    from bench import runner
+
+    monkeypatch.setattr(runner, "TUNER_TRIALS", 2)
+    study = _study(steps=10, eval_every=10, eval_samples=100)
+    specs = run_study.search_trials(study, run_study.data_info(study))[:5]
+    ledger = Ledger(tmp_path)
+    runner.init_ray(None, verbose=False)
+    try:
+        runner.run_trials(runner.Driver("u", tmp_path, ledger, runner.Resources(1.0, 0.0, 2)), runner.Trials(specs))
+    finally:
+        ray.shutdown()
+    from bench.results import read
+
+    df = read(tmp_path)
+    assert sorted(df["trial_id"]) == sorted(s.trial_id for s in specs) and (df["status"] == "ok").all()
+    assert len(list((tmp_path / "ray").glob("tune-*"))) == 3
