@@ -73,7 +73,7 @@ def study_of(path: str | Path | StudyDir) -> StudyDir:
 
         return study_dir_at(str(path))
     path = Path(path)
-    return StudyDir.of(path.parent if path.name in (LEGACY_RESULTS, RESULTS) else path)
+    return StudyDir.of(path.parent if path.name == LEGACY_RESULTS and not path.is_dir() else path)
 
 
 def read(study: str | Path | StudyDir) -> pd.DataFrame:

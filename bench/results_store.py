@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
@@ -181,7 +182,9 @@ def concat(tables: list["pa.Table"], order: Callable[[list[str]], list[str]]) ->
 
 def read_parts(folder: Folder, where: str, order: Callable[[list[str]], list[str]] = list) -> pd.DataFrame | None:
     """The table the parts in ``folder`` make (None: there are none)."""
-    for _ in range(READ_TRIES):
+    for attempt in range(READ_TRIES):
+        if attempt:
+            time.sleep(0.05)  # a merge in progress: it ends within milliseconds
         parts = live(folder.names())
         if parts is None:
             continue

@@ -260,12 +260,11 @@ def _pull_working_copy(place: StudyDir) -> None:
             atomic_write_bytes(place.local / name, data)
         else:
             (place.local / name).unlink(missing_ok=True)
-    remote = place.remote.child(RESULTS)
-    local = place.local / RESULTS
-    names = set(remote.files())
-    for stale in set(p.name for p in local.glob("*")) - names if local.is_dir() else ():
-        (local / stale).unlink()
-    for name in sorted(names):
+    remote, local = place.remote.child(RESULTS), place.local / RESULTS  # the parts: the same files as S3's
+    durable = set(remote.files())
+    for stale in (p for p in local.glob("*") if p.name not in durable):
+        stale.unlink()
+    for name in sorted(durable):
         remote.download(name, local / name)
 
 
@@ -342,14 +341,16 @@ def status_table(where: Path | StudyDir) -> pd.DataFrame:
 def cell_status(study: Study, df: pd.DataFrame) -> pd.DataFrame:
     """``status_table`` of a loaded study and its results (pure; vectorised: cheap at 100,000 rows)."""
     scored = primaries(df)
-    cell_of = (pd.Series([cell_key_of(r) for r in df[["dataset", "loss", "arch"]].assign(
-        trick=df["trick"] if "trick" in df.columns else None).to_dict("records")], index=df.index, dtype=object)
-        if len(df) else pd.Series([], dtype=object))
-    groups = {key: idx for key, idx in df.groupby([cell_of, df["phase"]], sort=False).groups.items()} if len(df) else {}
+    tricks = df["trick"] if "trick" in df.columns else [None] * len(df)
+    keys = [(cell_key_of({"dataset": d, "loss": x, "arch": a, "trick": t}), phase)
+            for d, x, a, t, phase in zip(df["dataset"], df["loss"], df["arch"], tricks, df["phase"])]
+    groups: dict[tuple, list] = {}
+    for i, key in zip(df.index, keys):
+        groups.setdefault(key, []).append(i)
     rows = []
     for cell in cells(study):
         for phase, expected in (("search", study.budget), ("seeds", study.seeds)):
-            idx = groups.get((cell.ident, phase), df.index[:0])
+            idx = groups.get((cell.ident, phase), [])
             status = df.loc[idx, "status"]
             s = scored.loc[idx]
             s = s[s["objective"] < math.inf].sort_values(["objective", "metric", "value"], kind="stable")

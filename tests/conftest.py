@@ -65,6 +65,33 @@ def wait_for_port(port: int, server: subprocess.Popen, timeout: float, what: str
             time.sleep(0.2)
 
 
+@contextlib.contextmanager
+def two_node_cluster(env: dict):
+    """A Ray cluster of two nodes on loopback, 1 CPU each (``ray start --block``, each in a session of
+    its own); yields (the head's port, the second node's process). Both are stopped afterwards."""
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    port = free_port()
+    temp = f"/tmp/ray-{port}"  # Ray's socket paths must stay short
+    quiet = dict(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    procs = [subprocess.Popen([ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                               "--num-cpus=1", f"--temp-dir={temp}", "--include-dashboard=false", "--block"], **quiet)]
+    try:
+        wait_for_port(port, procs[0], 60, "head")
+        procs.append(subprocess.Popen([ray_bin, "start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1",
+                                       "--num-cpus=1", "--block"], **quiet))
+        time.sleep(8)  # the second node registers with the head
+        yield port, procs[1]
+    finally:
+        for p in reversed(procs):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, 15)
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, 9)
+
+
 def tree_snapshot(path: Path) -> dict[str, bytes]:
     """Every file under ``path`` with its content (to prove that nothing was written)."""
     if not path.exists():

@@ -4,17 +4,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from bench.results import COLUMNS, read
-from tests.conftest import free_port, run_bench, run_cli, tree_snapshot, wait_for_port
+from tests.conftest import run_bench, run_cli, tree_snapshot, two_node_cluster
 from tests.test_tensorboard import read_events, runs_of
 
 pytestmark = pytest.mark.slow
@@ -119,47 +114,22 @@ def test_bad_space_key_and_foreign_name(tmp_path):
 
 
 def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
-    ray_bin = str(Path(sys.executable).parent / "ray")
-    port = free_port()
     # Head, worker and driver must agree on Ray's token authentication (on by default since Ray 2.59).
     # The cluster's nodes have their own cache: a plugin's source reaches their workers only through the study.
     worker_cache = tmp_path / "worker-cache"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "disabled", "GAN_BENCH_CACHE": str(worker_cache)}
-    temp = f"/tmp/ray-{port}"  # Ray's socket paths must stay short
-    head = subprocess.Popen([ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
-                             f"--temp-dir={temp}", "--include-dashboard=false", "--block"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    worker = None
-    try:
-        wait_for_port(port, head, 60, "head")
-        worker = subprocess.Popen([ray_bin, "start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1",
-                                   "--num-cpus=1", "--block"], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(8)
+    with two_node_cluster(env) as (port, _):
         # a loss from a plugin file (README, "Benchmark your own loss") next to ns
         plugin = Path(__file__).resolve().parents[1] / "examples" / "fgan_kl.py"
         r = run_bench("--plugin", plugin, "run", "--budget", "2", "--dataset", "ring8", "--losses", "ns,fgan-kl",
                       "--seeds", "0", *QUICK, "--storage", tmp_path, "--name", "c", "--address", f"127.0.0.1:{port}",
                       timeout=600, env={"RAY_AUTH_MODE": "disabled"})
-        assert r.returncode == 0, r.stderr[-3000:]
-        df = read(tmp_path / "c")
-        assert len(df) == 4 and df["node"].nunique() == 2 and (df["status"] == "ok").all()
-        assert sorted(df["loss"].unique()) == ["fgan-kl", "ns"]
-        sha = hashlib.sha256(plugin.read_bytes()).hexdigest()
-        assert (worker_cache / "plugins" / sha / "fgan_kl.py").read_bytes() == plugin.read_bytes()
-    finally:
-        for p in (worker, head):
-            if p is not None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for p in (worker, head):
-            if p is not None:
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
+    assert r.returncode == 0, r.stderr[-3000:]
+    df = read(tmp_path / "c")
+    assert len(df) == 4 and df["node"].nunique() == 2 and (df["status"] == "ok").all()
+    assert sorted(df["loss"].unique()) == ["fgan-kl", "ns"]
+    sha = hashlib.sha256(plugin.read_bytes()).hexdigest()
+    assert (worker_cache / "plugins" / sha / "fgan_kl.py").read_bytes() == plugin.read_bytes()
 
 
 def test_tpe_search_with_asha_records_its_choices(tmp_path):
