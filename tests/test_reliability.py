@@ -171,6 +171,11 @@ def _descendants(root: int) -> dict[int, str]:
     return found
 
 
+def _trial_workers(root: int) -> list[int]:
+    """The Tune trial workers below process ``root`` (a driver, or a cluster node)."""
+    return [pid for pid, cmd in _descendants(root).items() if cmd.startswith("ray::ImplicitFunc")]
+
+
 def test_sigkilled_worker_restarts_its_trial_from_the_last_checkpoint(tmp_path):
     study = tmp_path / "w"
     run_dir = study / "trials" / "ring8-ns-mlp-search-c000"
@@ -180,7 +185,7 @@ def test_sigkilled_worker_restarts_its_trial_from_the_last_checkpoint(tmp_path):
     try:
         _wait(proc, first.exists, "the first checkpoint")
         stamp = first.stat().st_mtime_ns
-        workers = [pid for pid, cmd in _descendants(proc.pid).items() if cmd.startswith("ray::ImplicitFunc")]
+        workers = _trial_workers(proc.pid)
         assert workers, "no Tune worker process found"
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
@@ -314,10 +319,7 @@ def test_a_lost_node_s_trial_is_rerun_elsewhere_from_its_last_checkpoint(tmp_pat
                                    "--name", "n", "--address", f"127.0.0.1:{port}"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
-            def on_node() -> list[int]:  # the trial worker the second node runs
-                return [pid for pid, cmd in _descendants(node.pid).items() if cmd.startswith("ray::ImplicitFunc")]
-
-            _wait(driver, lambda: on_node() and len(list(study.glob("trials/*/checkpoints/step_*.pt"))) >= 2,
+            _wait(driver, lambda: _trial_workers(node.pid) and len(list(study.glob("trials/*/checkpoints/step_*.pt"))) >= 2,
                   "checkpoints of trials on both nodes")
             before = {p: p.stat().st_mtime_ns for p in study.glob("trials/*/checkpoints/step_*.pt")}
             for pid in [node.pid, *_descendants(node.pid)]:  # the node's raylet, its workers, everything below
