@@ -95,7 +95,9 @@ def exists(study: str | Path | StudyDir) -> bool:
     """Whether a directory holds a study's results (parts, or a legacy results.parquet)."""
     place = study_of(study)
     folder, _, legacy = _folders(place)
-    return any(n.startswith("part-") for n in folder.names()) or legacy() is not None
+    if any(n.startswith("part-") for n in folder.names()):
+        return True
+    return (place.local / LEGACY_RESULTS).is_file() if place.remote is None else legacy() is not None
 
 
 class Ledger:

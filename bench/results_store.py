@@ -184,7 +184,7 @@ def read_parts(folder: Folder, where: str, order: Callable[[list[str]], list[str
     """The table the parts in ``folder`` make (None: there are none)."""
     for attempt in range(READ_TRIES):
         if attempt:
-            time.sleep(0.05)  # a merge in progress: it ends within milliseconds
+            time.sleep(0.05)  # a merge in progress ends within milliseconds; a gap that stays is damage
         parts = live(folder.names())
         if parts is None:
             continue
@@ -198,7 +198,10 @@ def read_parts(folder: Folder, where: str, order: Callable[[list[str]], list[str
             tables.append(table_of(data, f"{where}/{p.name}"))
         else:
             return concat(tables, order).to_pandas()
-    raise OSError(f"{where}: the results parts kept changing under {READ_TRIES} reads (is a driver merging them?)")
+    from bench.errors import UsageError
+
+    raise UsageError(f"{where}: results parts are missing (a gap in part-*.parquet that stayed over "
+                     f"{READ_TRIES} reads); restore the study's results/ folder from a copy")
 
 
 class PartStore:

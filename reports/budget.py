@@ -269,6 +269,15 @@ def _minima_pvalues(rank_sets: list[np.ndarray], na: int) -> tuple[list[float], 
     return ts, ps
 
 
+def _pvalues(rank_sets: list[np.ndarray], na: int, k: int, n_permutations: int, rng: np.random.Generator,
+             chunk: int = 4096) -> tuple[list[float], list[float]]:
+    """The test's (T, p) per pooled rank vector: exact for the minima of equal cells (k = n_a = n_b),
+    by ``n_permutations`` relabellings otherwise."""
+    if k == na == len(rank_sets[0]) - na:
+        return _minima_pvalues(rank_sets, na)
+    return _permutation_pvalues(rank_sets, na, k, n_permutations, rng, chunk)
+
+
 def separated_ranks(na: int, nb: int) -> list[np.ndarray]:
     """Pooled ranks of perfectly separated samples: a all below b, and a all above b."""
     n = na + nb
@@ -282,20 +291,14 @@ def permutation_test_min(a, b, k: int, n_permutations: int, rng: np.random.Gener
     separated samples of these sizes (the smallest p this test can report here)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     ranks = rankdata(np.concatenate([a, b]))  # inf ties get midranks; scale-free
-    sets = [ranks, *separated_ranks(len(a), len(b))]
-    if k == len(a) == len(b):  # the minima: the exact permutation distribution, in closed form
-        ts, ps = _minima_pvalues(sets, len(a))
-    else:
-        ts, ps = _permutation_pvalues(sets, len(a), k, n_permutations, rng, chunk)
+    ts, ps = _pvalues([ranks, *separated_ranks(len(a), len(b))], len(a), k, n_permutations, rng, chunk)
     return ts[0], ps[0], min(ps[1:])
 
 
 def permutation_min_p(na: int, nb: int, k: int, n_permutations: int, rng: np.random.Generator) -> float:
     """The smallest p-value ``permutation_test_min`` can report for cells of na and nb configs (the
     same generator state gives the same value as its third return)."""
-    if k == na == nb:
-        return min(_minima_pvalues(separated_ranks(na, nb), na)[1])
-    return min(_permutation_pvalues(separated_ranks(na, nb), na, k, n_permutations, rng)[1])
+    return min(_pvalues(separated_ranks(na, nb), na, k, n_permutations, rng)[1])
 
 
 def configs_needed(alpha: float, m: int, limit: int = 10_000) -> int | None:
